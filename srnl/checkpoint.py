@@ -1,0 +1,52 @@
+"""Checkpoint files: the model config travels with the weights, so a file alone rebuilds its net."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+from .errors import SrnlError
+from .models.config import ModelConfig
+from .models.network import RestorationNet, build_model
+
+FORMAT = "srnl-checkpoint-v1"
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SrnlError(f"{path}: no such model file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise SrnlError(f"{path}: not a readable model file ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise SrnlError(f"{path}: not an srnl model file")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, weights: str = "model") -> RestorationNet:
+    model = build_model(ModelConfig.from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt[weights])
+    return model
+
+
+def model_payload(model: RestorationNet, meta: dict | None = None) -> dict:
+    return {"config": model.config.to_dict(), "model": model.state_dict(), "meta": meta or {}}
+
+
+def export_model(src: str | os.PathLike, dst: str | os.PathLike, meta: dict | None = None) -> dict:
+    """A training checkpoint -> a small model file: config, inference weights (the EMA where there
+    is one), metadata. Optimiser and RNG state stay behind."""
+    ckpt = load_checkpoint(src)
+    weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    payload = {"config": ckpt["config"], "model": weights, "meta": {**ckpt.get("meta", {}), **(meta or {})}}
+    save_checkpoint(dst, payload)
+    return payload["meta"]

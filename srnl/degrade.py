@@ -1,0 +1,28 @@
+"""The degradations of the field's protocols: modcrop + Pillow bicubic for SR (within a few
+hundredths of a dB of MATLAB's imresize), seeded unclipped Gaussian noise for denoising."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def modcrop(hr: np.ndarray, scale: int) -> np.ndarray:
+    h, w = hr.shape[:2]
+    return hr[: h - h % scale, : w - w % scale]
+
+
+def bicubic_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W[, C]) -> uint8 of `size` = (width, height), Pillow bicubic (a = -0.5, antialiased)."""
+    return np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC))
+
+
+def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
+    """uint8 HR (already modcropped) -> uint8 LR."""
+    h, w = hr.shape[:2]
+    return bicubic_resize(hr, (w // scale, h // scale))
+
+
+def add_noise(clean: np.ndarray, sigma: float, seed: int, clip: bool = False) -> np.ndarray:
+    """clean in [0, 255] -> float64 clean + N(0, sigma^2), from a generator seeded per image."""
+    noisy = clean.astype(np.float64) + np.random.default_rng(seed).normal(0, sigma, clean.shape)
+    return np.clip(noisy, 0, 255) if clip else noisy

@@ -1,0 +1,154 @@
+"""The inference layer every command goes through (as KAIR's `test_mode`): pad to what the network
+needs, split into overlapping tiles blended with smooth weights, x8 self-ensemble.
+
+Everything works on one (B, C, H, W) tensor and a function `fn` mapping it to (B, C', sH, sW); the
+denoiser's noise map rides along as an extra channel so that padding, flips and tiles treat it
+exactly like the image."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .models.network import RestorationNet
+
+Fn = Callable[[Tensor], Tensor]
+DEFAULT_MEMORY_BUDGET = 1.5 * 2**30
+DEFAULT_OVERLAP = 32
+
+
+def model_fn(model: RestorationNet) -> Fn:
+    """Wrap a network as a single-tensor function; for the denoiser the last channel is sigma."""
+    if model.config.task == "denoise":
+        return lambda x: model(x[:, :-1], x[:, -1:])
+    return model
+
+
+def padded(fn: Fn, multiple: int, scale: int) -> Fn:
+    """Replicate-pad the bottom/right edges to a multiple of `multiple`, then crop the output."""
+    if multiple <= 1:
+        return fn
+
+    def run(x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % multiple, -w % multiple
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return fn(x)[..., : h * scale, : w * scale]
+
+    return run
+
+
+def self_ensembled(fn: Fn) -> Fn:
+    """Average over the 8 flips/transposes (EDSR's "+"), each mapped back before averaging."""
+
+    def run(x: Tensor) -> Tensor:
+        total = None
+        for transpose in (False, True):
+            for flips in ((), (-1,), (-2,), (-2, -1)):
+                t = x.transpose(-1, -2) if transpose else x
+                y = fn(t.flip(flips) if flips else t)
+                y = y.flip(flips) if flips else y
+                y = y.transpose(-1, -2) if transpose else y
+                total = y if total is None else total + y
+        return total / 8
+
+    return run
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def _ramp(length: int, overlap: int, left: bool, right: bool) -> Tensor:
+    """Blend weights along one side of a tile. Inside an overlap the outer quarter, where the tile
+    edge disturbs the output, gets weight 0; the middle half rises as sin^2, so the two tiles'
+    weights sum to 1 there; the rest is 1."""
+    w = torch.ones(length)
+    margin = overlap // 4
+    width = overlap - 2 * margin
+    if width <= 0:
+        return w
+    rise = torch.sin(0.5 * math.pi * (torch.arange(width) + 0.5) / width) ** 2
+    if left:
+        w[:margin] = 0
+        w[margin:margin + width] = rise
+    if right:
+        w[length - margin:] = 0
+        w[length - margin - width:length - margin] = rise.flip(0) * w[length - margin - width:length - margin]
+    return w
+
+
+def tiled(fn: Fn, tile: int, overlap: int, scale: int,
+          on_tile: Callable[[int, int], None] | None = None) -> Fn:
+    """Run `fn` on overlapping tiles of `tile` x `tile` input pixels and blend them, so memory is
+    bounded by the tile size and the seams vanish into the overlaps."""
+    overlap = min(overlap, tile // 2)
+
+    def run(x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+        out = weight = None
+        total, done = len(ys) * len(xs), 0
+        for y0 in ys:
+            th = min(tile, h)
+            wy = _ramp(th * scale, overlap * scale, y0 > 0, y0 + th < h)
+            for x0 in xs:
+                tw = min(tile, w)
+                wx = _ramp(tw * scale, overlap * scale, x0 > 0, x0 + tw < w)
+                y = fn(x[..., y0:y0 + th, x0:x0 + tw])
+                if out is None:
+                    out = y.new_zeros(*y.shape[:2], h * scale, w * scale)
+                    weight = y.new_zeros(1, 1, h * scale, w * scale)
+                wt = (wy[:, None] * wx[None, :]).to(y)
+                region = (..., slice(y0 * scale, (y0 + th) * scale),
+                          slice(x0 * scale, (x0 + tw) * scale))
+                out[region] += y * wt
+                weight[region] += wt
+                done += 1
+                if on_tile:
+                    on_tile(done, total)
+        return out / weight
+
+    return run
+
+
+def estimate_bytes(model: RestorationNet, h: int, w: int) -> int:
+    """Peak activation memory of one forward pass at h x w input, from the feature maps alive at
+    once (a handful in the body, the upsampler's s^2-times-wider map and its shuffle)."""
+    c = model.config
+    per_pixel = c.features * 6 + (c.features * c.scale**2 * 3 if c.task == "sr" else 0)
+    return 4 * h * w * per_pixel
+
+
+def auto_tile(model: RestorationNet, h: int, w: int, budget: float = DEFAULT_MEMORY_BUDGET) -> int:
+    """0 (no tiling) when the whole image fits the budget, else the largest square tile that does."""
+    if estimate_bytes(model, h, w) <= budget:
+        return 0
+    side = int(math.sqrt(budget / estimate_bytes(model, 1, 1)))
+    return max(64, side - side % 8)
+
+
+@torch.inference_mode()
+def restore(model: RestorationNet, x: Tensor, *, tile: int | str = "auto",
+            overlap: int = DEFAULT_OVERLAP, self_ensemble: bool = False,
+            memory_budget: float = DEFAULT_MEMORY_BUDGET,
+            on_tile: Callable[[int, int], None] | None = None) -> Tensor:
+    """x: (B, C, H, W) in [0, 1] (denoiser: the noise map appended as a last channel).
+    Returns the unclamped network output."""
+    if tile == "auto":
+        tile = auto_tile(model, *x.shape[-2:], memory_budget)
+    scale = model.config.scale
+    fn = padded(model_fn(model), model.config.pad_multiple, scale)
+    if self_ensemble:
+        fn = self_ensembled(fn)
+    if tile:
+        fn = tiled(fn, int(tile), overlap, scale, on_tile)
+    return fn(x.contiguous(memory_format=torch.channels_last))

@@ -1,0 +1,60 @@
+"""The one description of a network: saved inside every checkpoint so a file alone rebuilds it."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+TASKS = ("sr", "denoise")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    task: str = "sr"
+    scale: int = 2
+    channels: int = 3
+    features: int = 32
+    blocks: int = 6
+    res_scale: float = 1.0
+    # Indices of residual blocks after which a non-local module is inserted.
+    nonlocal_after: tuple[int, ...] = (2,)
+    nonlocal_down: int = 4
+    nonlocal_pool: int = 2
+    nonlocal_heads: int = 1
+    nonlocal_dim: int = 16
+    nonlocal_shared_qk: bool = False
+    # x4 as two x2 pixel-shuffle stages (EDSR) rather than one x16-channel conv.
+    x4_two_stages: bool = True
+    # The denoiser runs its body on pixel-unshuffled input, at half resolution.
+    denoise_unshuffle: int = 2
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "sr" and self.scale not in (2, 3, 4):
+            raise ValueError(f"super-resolution scale must be 2, 3 or 4, got {self.scale}")
+        if self.task == "denoise" and self.scale != 1:
+            raise ValueError("a denoiser has scale 1")
+        bad = [i for i in self.nonlocal_after if not 0 <= i < self.blocks]
+        if bad:
+            raise ValueError(f"non-local positions {bad} are outside blocks 0..{self.blocks - 1}")
+        object.__setattr__(self, "nonlocal_after", tuple(sorted(set(self.nonlocal_after))))
+
+    @property
+    def pad_multiple(self) -> int:
+        """Input sides must be a multiple of this; the inference layer pads to it."""
+        return self.denoise_unshuffle if self.task == "denoise" else 1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["nonlocal_after"] = list(self.nonlocal_after)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        d = dict(d)
+        if "nonlocal_after" in d:
+            d["nonlocal_after"] = tuple(d["nonlocal_after"])
+        return cls(**d)

@@ -1,0 +1,89 @@
+"""EDSR-style restoration network: residual blocks without batch norm, weight-normalised convs,
+non-local modules in the body, a pixel-shuffle upsampler and a skip from the interpolated input."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import NonLocalAttention
+from .config import ModelConfig
+from .layers import wn_conv
+
+
+class ResBlock(nn.Module):
+    def __init__(self, features: int, res_scale: float):
+        super().__init__()
+        self.body = nn.Sequential(wn_conv(features, features), nn.ReLU(inplace=True),
+                                  wn_conv(features, features))
+        self.res_scale = res_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x) * self.res_scale
+
+
+def _upsampler(features: int, scale: int, two_stages: bool) -> nn.Sequential:
+    factors = [2, 2] if scale == 4 and two_stages else [scale]
+    layers = []
+    for f in factors:
+        layers += [wn_conv(features, features * f * f), nn.PixelShuffle(f)]
+    return nn.Sequential(*layers)
+
+
+class RestorationNet(nn.Module):
+    """Super-resolution (`task="sr"`): forward(x) with x in [0, 1], (B, C, H, W) -> (B, C, sH, sW).
+    Denoising (`task="denoise"`): forward(x, sigma) with sigma in [0, 1] units (noise std / 255 for
+    8-bit images), a scalar, a (B,) tensor or a (B, 1, H, W) noise-level map; returns the clean
+    estimate. H and W must be multiples of `config.pad_multiple`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c, f = config.channels, config.features
+        self.unshuffle = config.denoise_unshuffle if config.task == "denoise" else 1
+        u2 = self.unshuffle ** 2
+        in_channels = (c + 1) * u2 if config.task == "denoise" else c
+        self.head = wn_conv(in_channels, f)
+        body: list[nn.Module] = []
+        for i in range(config.blocks):
+            body.append(ResBlock(f, config.res_scale))
+            if i in config.nonlocal_after:
+                body.append(NonLocalAttention(f, config.nonlocal_dim, config.nonlocal_heads,
+                                              config.nonlocal_down, config.nonlocal_pool,
+                                              config.nonlocal_shared_qk))
+        self.body = nn.Sequential(*body, wn_conv(f, f))
+        if config.task == "sr":
+            self.tail = nn.Sequential(_upsampler(f, config.scale, config.x4_two_stages),
+                                      wn_conv(f, c))
+        else:
+            self.tail = wn_conv(f, c * u2)
+
+    def forward(self, x: Tensor, sigma: Tensor | float | None = None) -> Tensor:
+        if self.config.task == "denoise":
+            return self._denoise(x, sigma)
+        feat = self.head(x - 0.5)
+        out = self.tail(feat + self.body(feat))
+        skip = F.interpolate(x, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        return out + skip
+
+    def _denoise(self, x: Tensor, sigma: Tensor | float | None) -> Tensor:
+        if sigma is None:
+            raise ValueError("a denoiser needs the noise level sigma")
+        noise_map = noise_level_map(sigma, x)
+        inp = F.pixel_unshuffle(torch.cat([x - 0.5, noise_map], 1), self.unshuffle)
+        feat = self.head(inp)
+        noise = F.pixel_shuffle(self.tail(feat + self.body(feat)), self.unshuffle)
+        return x - noise
+
+
+def noise_level_map(sigma: Tensor | float, like: Tensor) -> Tensor:
+    """Broadcast a noise level (scalar, per-image or per-pixel) to a (B, 1, H, W) map."""
+    b, _, h, w = like.shape
+    sigma = torch.as_tensor(sigma, dtype=like.dtype, device=like.device)
+    if sigma.dim() <= 1:
+        sigma = sigma.reshape(-1, 1, 1, 1)
+    return sigma.expand(b, 1, h, w)
+
+
+def build_model(config: ModelConfig) -> RestorationNet:
+    return RestorationNet(config)

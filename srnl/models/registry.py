@@ -1,0 +1,73 @@
+"""Shipped models, timm-style: one name -> one weights file inside the package and what it is for."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..errors import SrnlError
+from .layers import fold_weight_norm
+from .network import RestorationNet
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    name: str
+    task: str
+    scale: int
+    file: str
+    provisional: bool = False
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.file
+
+
+PRETRAINED = {p.name: p for p in [
+    Pretrained("x2", "sr", 2, "x2.pt", provisional=True),
+]}
+
+
+def default_model(task: str, scale: int = 1) -> str:
+    for p in PRETRAINED.values():
+        if p.task == task and p.scale == scale:
+            return p.name
+    what = f"x{scale} super-resolution" if task == "sr" else "denoising"
+    raise SrnlError(f"no shipped model for {what}; pass a model file with --model")
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    if str(name_or_path) in PRETRAINED:
+        return PRETRAINED[str(name_or_path)].path
+    path = Path(name_or_path)
+    if not path.exists():
+        raise SrnlError(f"unknown model {str(name_or_path)!r}: not a shipped name "
+                        f"({', '.join(PRETRAINED)}) nor an existing file")
+    return path
+
+
+def load_model(name_or_path: str | Path, device: str = "cpu") -> RestorationNet:
+    """A shipped name or a checkpoint file -> an inference-ready network: eval mode, no grad,
+    weight norm folded into plain weights. `model.meta` holds the file's metadata."""
+    ckpt = load_checkpoint(resolve_model_path(name_or_path))
+    weights = "ema" if ckpt.get("ema") is not None else "model"
+    model = fold_weight_norm(model_from_checkpoint(ckpt, weights))
+    model.meta = ckpt.get("meta", {})
+    return model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+
+
+def shared_model(name_or_path: str | Path, device: str = "cpu") -> RestorationNet:
+    """One loaded copy per model file (and its version on disk) and device, for the inference
+    helpers, which never modify it."""
+    path = resolve_model_path(name_or_path).resolve()
+    return _shared(str(path), path.stat().st_mtime_ns, str(device))
+
+
+@functools.lru_cache(maxsize=8)
+def _shared(path: str, mtime_ns: int, device: str) -> RestorationNet:
+    return load_model(path, device)

@@ -1,0 +1,120 @@
+"""Training configuration: one dataclass, filled from defaults < recipe or TOML file < command line,
+written to the run directory and into every checkpoint."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from ..errors import SrnlError
+from ..models.config import ModelConfig
+
+RECIPES_DIR = Path(__file__).parent.parent / "recipes"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: tuple[str, ...] = ()
+    val: str | None = None
+    val_holdout: int = 0          # take this many training images out as the validation set
+    val_limit: int = 0            # validate on at most this many images (0: all)
+    val_sigma: float = 25.0
+    sigma_min: float = 0.0        # denoising: per-patch sigma drawn uniformly from this range
+    sigma_max: float = 55.0
+    steps: int = 2000
+    batch: int = 16               # per process; the global batch is batch x processes
+    patch: int = 48               # LR patch side (denoising: the patch side)
+    lr: float = 1e-3
+    schedule: str = "cosine"      # cosine (with warm-up) or multistep
+    warmup: int = 100
+    min_lr_ratio: float = 0.01
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.5
+    loss: str = "l1"              # l1 or charbonnier
+    ema: float = 0.0              # EMA decay of the weights (0: off)
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    threads: int = 0
+    channels_last: bool = True
+    compile: bool = False
+    bf16: bool = False            # autocast on CUDA
+    out: str = "runs/train"
+    save_every: int = 250
+    val_every: int = 250
+    log_every: int = 25
+    init: str | None = None
+    cache_dir: str | None = None  # decoded images as .npy, memory-mapped, for sets too large for RAM
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "multistep"):
+            raise SrnlError(f"schedule must be cosine or multistep, got {self.schedule!r}")
+        if self.loss not in ("l1", "charbonnier"):
+            raise SrnlError(f"loss must be l1 or charbonnier, got {self.loss!r}")
+        if self.steps < 1 or self.batch < 1 or self.patch < 8:
+            raise SrnlError("steps and batch must be positive and patch at least 8")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()
+                if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls().updated(d)
+
+    def updated(self, changes: dict) -> "TrainConfig":
+        """A copy with `changes` applied; a nested "model" dict updates the model config."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise SrnlError(f"unknown training options: {', '.join(sorted(unknown))}")
+        changes = dict(changes)
+        if "model" in changes:
+            try:
+                model = ModelConfig.from_dict({**self.model.to_dict(), **changes["model"]})
+            except (TypeError, ValueError) as e:
+                raise SrnlError(f"bad model options: {e}") from None
+            changes["model"] = model
+        for key in ("data", "milestones"):
+            if key in changes:
+                value = changes[key]
+                changes[key] = tuple([value] if isinstance(value, str) else value)
+        return replace(self, **changes)
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+
+
+def load_toml(path_or_recipe: str) -> dict:
+    path = Path(path_or_recipe)
+    if not path.is_file():
+        path = RECIPES_DIR / f"{path_or_recipe}.toml"
+        if not path.is_file():
+            raise SrnlError(f"no config file or recipe {path_or_recipe!r} "
+                            f"(recipes: {', '.join(recipe_names())})")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SrnlError(f"{path}: invalid TOML ({e})") from None
+
+
+def to_toml(d: dict) -> str:
+    """Flat TOML writer for this config (scalars, lists, one [model] table)."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"

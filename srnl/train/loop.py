@@ -1,0 +1,261 @@
+"""`srnl train`: the training loop, with exact resume and DistributedDataParallel under torchrun."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from ..checkpoint import load_checkpoint, model_payload, save_checkpoint
+from ..errors import SrnlError
+from ..evaluate import score_denoise, score_sr
+from ..models.network import RestorationNet, build_model
+from .config import TrainConfig, to_toml
+from .data import ImageSet, PatchBatches, gather_pairs, load_images, split_holdout
+from .plot import plot_curves
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _device(cfg: TrainConfig, d: Dist) -> str:
+    if cfg.device == "auto":
+        return f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu"
+    if cfg.device == "cuda":
+        return f"cuda:{d.local_rank}"
+    return cfg.device
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Multiplier of the base learning rate at `step` (0-based)."""
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(step >= m for m in cfg.milestones)
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _loss(cfg: TrainConfig, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if cfg.loss == "charbonnier":
+        return torch.sqrt((out - target) ** 2 + 1e-6).mean()
+    return F.l1_loss(out, target)
+
+
+def _init_weights(model: RestorationNet, source: str) -> int:
+    """Copy every tensor whose name and shape match (x3/x4 from x2: the upsampler differs)."""
+    from ..models.registry import resolve_model_path
+
+    ckpt = load_checkpoint(resolve_model_path(source))
+    theirs = ckpt.get("ema") or ckpt["model"]
+    ours = model.state_dict()
+    matched = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    return len(matched)
+
+
+def validate(model: RestorationNet, cfg: TrainConfig, val: ImageSet) -> float:
+    """Mean PSNR on the validation set: Y with shave = scale for SR, RGB at val_sigma for denoising."""
+    was_training = model.training
+    model.eval()
+    scores = []
+    for i, hr in enumerate(val.hr):
+        if cfg.model.task == "sr":
+            scores.append(score_sr(model, hr, val.lr[i])[0])
+        else:
+            scores.append(score_denoise(model, hr, cfg.val_sigma, i)[0])
+    model.train(was_training)
+    return sum(scores) / len(scores)
+
+
+class Run:
+    """Everything a checkpoint must hold to continue exactly where it stopped."""
+
+    def __init__(self, cfg: TrainConfig, device: str, d: Dist):
+        self.cfg, self.device, self.d = cfg, device, d
+        self.model = build_model(cfg.model).to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lambda s: lr_factor(cfg, s))
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
+                                  use_buffers=True) if cfg.ema > 0 else None)
+        self.step = 0
+        self.best = -math.inf
+        self.history: list[dict] = []
+
+    @property
+    def eval_model(self) -> RestorationNet:
+        return self.ema.module if self.ema is not None else self.model
+
+    def state(self, meta: dict) -> dict:
+        payload = model_payload(self.model, meta)
+        payload.update(
+            train_config=self.cfg.to_dict(), step=self.step, best=self.best,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            rng={"torch": torch.get_rng_state(), "python": list(random.getstate()[1])},
+            history=json.dumps(self.history))
+        if self.ema is not None:
+            payload.update(ema=self.ema.module.state_dict(), ema_updates=int(self.ema.n_averaged))
+        return payload
+
+    def load(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(ckpt["ema"])
+            self.ema.n_averaged.fill_(ckpt["ema_updates"])
+        self.step, self.best = ckpt["step"], ckpt["best"]
+        self.history = json.loads(ckpt["history"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        state = random.getstate()
+        random.setstate((state[0], tuple(ckpt["rng"]["python"]), state[2]))
+
+
+def _meta(cfg: TrainConfig, run: Run, images: ImageSet, seconds: float, d: Dist) -> dict:
+    return {"data": ", ".join(cfg.data), "images": len(images.hr), "steps": run.step,
+            "val_psnr": run.best if run.best > -math.inf else None,
+            "train_seconds": round(seconds, 1), "processes": d.world,
+            "global_batch": cfg.batch * d.world}
+
+
+def prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
+    out = Path(cfg.out)
+    if not resume and (out / "last.pt").exists():
+        raise SrnlError(f"{out} already holds a run: --resume {out} to continue it, "
+                        "or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> Path:
+    """Train as `cfg` says; with `resume`, continue `cfg.out/last.pt` exactly. Returns the run dir.
+    `progress(run, loss, steps_per_s, val)` is called after each step on rank 0."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    d = _init_distributed(cfg.device if cfg.device != "auto" else
+                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(cfg, d)
+    out = prepare_run_dir(cfg, resume) if d.main else Path(cfg.out)
+    task, scale = cfg.model.task, cfg.model.scale
+    split_scale = scale if task == "sr" else None
+    pairs = gather_pairs(cfg.data, split_scale)
+    pairs, held = split_holdout(pairs, cfg.val_holdout)
+    min_side = cfg.patch * scale
+    images = load_images(pairs, task, scale, min_side, cfg.cache_dir)
+    val_pairs = gather_pairs([cfg.val], split_scale, "valid") if cfg.val else held
+    if cfg.val_limit:
+        val_pairs = val_pairs[: cfg.val_limit]
+    val = load_images(val_pairs, task, scale, 1) if val_pairs else None
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    run = Run(cfg, device, d)
+    if resume:
+        run.load(load_checkpoint(out / "last.pt"))
+    elif cfg.init:
+        matched = _init_weights(run.model, cfg.init)
+        if run.ema is not None:
+            run.ema.module.load_state_dict(run.model.state_dict())
+        echo(f"initialised {matched} tensors from {cfg.init}")
+    if d.main:
+        (out / "config.toml").write_text(to_toml(cfg.to_dict()))
+        if images.skipped:
+            echo(f"skipped {len(images.skipped)} unreadable images: {', '.join(images.skipped)}")
+    net = run.model
+    if d.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(run.model)
+    if cfg.compile:
+        net = torch.compile(net)
+
+    batches = PatchBatches(images, task, scale, cfg.patch, cfg.batch, cfg.seed, d.rank,
+                           (cfg.sigma_min, cfg.sigma_max), cfg.steps)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None,
+                                         sampler=range(run.step, cfg.steps),
+                                         num_workers=cfg.workers,
+                                         prefetch_factor=4 if cfg.workers else None)
+    log_file = out / "log.jsonl"
+    if d.main:
+        # A killed run may have logged past its last checkpoint: keep the log consistent with it.
+        lines = log_file.read_text().splitlines() if log_file.exists() else []
+        log_file.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= run.step))
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    use_bf16 = cfg.bf16 and device.startswith("cuda")
+    start, window_loss, window_steps, tic = time.perf_counter(), 0.0, 0, time.perf_counter()
+    elapsed_before = run.history[-1].get("seconds", 0.0) if run.history else 0.0
+    val_psnr = run.history[-1].get("val_psnr") if run.history else None
+
+    net.train()
+    for inputs, target, sigma in loader:
+        inputs = inputs.to(device, memory_format=memory_format, non_blocking=True)
+        target = target.to(device, memory_format=memory_format, non_blocking=True)
+        with torch.autocast("cuda", torch.bfloat16, enabled=use_bf16):
+            output = net(inputs, sigma.to(device)) if task == "denoise" else net(inputs)
+            loss = _loss(cfg, output.float(), target)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.scheduler.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
+        run.step += 1
+        window_loss += loss.item()
+        window_steps += 1
+        if not d.main:
+            continue
+        now = time.perf_counter()
+        validated = False
+        if val is not None and (run.step % cfg.val_every == 0 or run.step == cfg.steps):
+            val_psnr = validate(run.eval_model, cfg, val)
+            validated = True
+            if val_psnr > run.best:
+                run.best = val_psnr
+                save_checkpoint(out / "best.pt", run.state(
+                    _meta(cfg, run, images, elapsed_before + now - start, d)))
+        if run.step % cfg.log_every == 0 or validated or run.step == cfg.steps:
+            record = {"step": run.step, "loss": window_loss / window_steps,
+                      "lr": run.scheduler.get_last_lr()[0],
+                      "steps_per_s": window_steps / max(1e-9, time.perf_counter() - tic),
+                      "seconds": round(elapsed_before + time.perf_counter() - start, 2)}
+            if validated:
+                record["val_psnr"] = val_psnr
+            run.history.append(record)
+            with open(log_file, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            window_loss, window_steps, tic = 0.0, 0, time.perf_counter()
+        if run.step % cfg.save_every == 0 or run.step == cfg.steps:
+            save_checkpoint(out / "last.pt", run.state(
+                _meta(cfg, run, images, elapsed_before + time.perf_counter() - start, d)))
+            plot_curves(run.history, out / "curve.png")
+        if progress:
+            progress(run, loss.item(), val_psnr)
+    if d.world > 1:
+        dist.barrier()
+    return out

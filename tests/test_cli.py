@@ -1,0 +1,137 @@
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli.main import main
+from conftest import smooth_image
+
+
+@pytest.fixture
+def srnl(capsys, monkeypatch):
+    """Run the `srnl` command in-process; returns (exit code, stdout, stderr)."""
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["srnl", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code or 0
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+    return run
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(smooth_image(24, 32)).save(path)
+    return path
+
+
+def test_upscale_writes_beside_the_input(srnl, photo, model_file):
+    code, out, _ = srnl("upscale", photo, "-m", model_file())
+    assert code == 0
+    with Image.open(photo.parent / "photo_x2.png") as im:
+        assert im.size == (64, 48)
+    assert "photo_x2.png" in out
+
+
+def test_folder_to_folder_recursive_with_suffix_and_ext(srnl, tmp_path, model_file):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(smooth_image(16, 16)).save(src / "a.png")
+    Image.fromarray(smooth_image(16, 16, seed=1)).save(src / "sub" / "b.jpg")
+    code, _, _ = srnl("upscale", src, "-o", tmp_path / "out", "-r", "--suffix", "_big",
+                      "--ext", "webp", "-m", model_file())
+    assert code == 0
+    assert sorted(p.relative_to(tmp_path / "out").as_posix()
+                  for p in (tmp_path / "out").rglob("*.webp")) == ["a_big.webp", "sub/b_big.webp"]
+
+
+def test_existing_output_needs_overwrite_and_input_is_never_overwritten(srnl, photo, model_file):
+    model = model_file()
+    target = photo.parent / "photo_x2.png"
+    target.write_bytes(b"keep")
+    code, _, err = srnl("upscale", photo, "-m", model)
+    assert code == 1 and "--overwrite" in err and target.read_bytes() == b"keep"
+    assert srnl("upscale", photo, "-m", model, "--overwrite")[0] == 0
+    original = photo.read_bytes()
+    code, _, err = srnl("upscale", photo, "-o", photo, "-m", model, "--overwrite")
+    assert code == 1 and "overwrite its input" in err and photo.read_bytes() == original
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty file"),
+    (b"this is not an image", "not an image"),
+    ("truncated", "corrupt or truncated"),
+])
+def test_bad_files_give_one_line_errors(srnl, tmp_path, model_file, content, message):
+    bad = tmp_path / "bad.png"
+    if content == "truncated":
+        Image.fromarray(smooth_image(64, 64)).save(bad)
+        content = bad.read_bytes()[:300]
+    bad.write_bytes(content)
+    code, _, err = srnl("upscale", bad, "-m", model_file())
+    assert code == 1
+    [line] = [l for l in err.splitlines() if "error" in l]
+    assert message in line and "bad.png" in line
+    assert not list(tmp_path.glob("*_x2*")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_missing_input_and_unknown_model(srnl, tmp_path, photo, model_file):
+    code, _, err = srnl("upscale", tmp_path / "nope.png", "-m", model_file())
+    assert code == 2 and "no such file" in err
+    code, _, err = srnl("upscale", photo, "-m", tmp_path / "nope.pt")
+    assert code == 2 and "unknown model" in err
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    code, _, err = srnl("upscale", photo, "-m", tmp_path / "junk.pt")
+    assert code == 2 and "not a readable model file" in err
+
+
+def test_decompression_bomb_guard(srnl, photo, model_file):
+    code, _, err = srnl("upscale", photo, "-m", model_file(), "--max-pixels", 100)
+    assert code == 1 and "pixel limit" in err
+
+
+def test_unwritable_output(srnl, tmp_path, photo, model_file):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = srnl("upscale", photo, "-o", blocker / "out", "-m", model_file())
+    assert code == 1 and "cannot write" in err
+
+
+def test_folder_mode_skips_bad_files_and_reports(srnl, tmp_path, model_file):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(smooth_image(16, 16)).save(src / "good.png")
+    (src / "broken.png").write_bytes(b"nope")
+    code, out, err = srnl("upscale", src, "-o", tmp_path / "out", "-m", model_file())
+    assert code == 1 and "broken.png" in err
+    assert (tmp_path / "out" / "good_x2.png").exists()
+    assert not (tmp_path / "out" / "broken_x2.png").exists()
+
+
+def test_denoise_fixed_and_estimated_sigma(srnl, photo, model_file):
+    model = model_file(task="denoise", scale=1)
+    assert srnl("denoise", photo, "-m", model, "--sigma", "15")[0] == 0
+    with Image.open(photo.parent / "photo_dn.png") as im:
+        assert im.size == (32, 24)
+    assert srnl("denoise", photo, "-m", model, "--overwrite")[0] == 0
+    code, _, err = srnl("denoise", photo, "-m", model, "--sigma", "loud", "--overwrite")
+    assert code == 2 and "--sigma" in err
+
+
+def test_tiled_cli_run_agrees_with_whole_image(srnl, tmp_path, photo, model_file):
+    model = model_file(nonlocal_after=())
+    Image.fromarray(smooth_image(64, 80)).save(photo)
+    srnl("upscale", photo, "-m", model, "-o", tmp_path / "plain.png")
+    srnl("upscale", photo, "-m", model, "-o", tmp_path / "tiled.png", "--tile", "48",
+         "--tile-overlap", "24")
+    a = np.asarray(Image.open(tmp_path / "plain.png"), np.float64)
+    b = np.asarray(Image.open(tmp_path / "tiled.png"), np.float64)
+    assert np.abs(a - b).max() <= 1
+    code, _, err = srnl("upscale", photo, "-m", model, "--tile", "big", "--overwrite")
+    assert code == 2 and "--tile" in err

@@ -1,0 +1,131 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from conftest import smooth_image, tiny_model
+from srnl import SrnlError, denoise, upscale
+from srnl.imageio import picture_from_pil, read_picture, write_picture
+
+
+@pytest.fixture(scope="module")
+def sr_model():
+    return tiny_model(scale=2).eval()
+
+
+@pytest.fixture(scope="module")
+def dn_model():
+    return tiny_model(task="denoise", scale=1).eval()
+
+
+def _rgb():
+    return Image.fromarray(smooth_image(20, 24))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "I;16"])
+def test_mode_is_kept_and_size_doubles(sr_model, mode):
+    if mode == "I;16":
+        im = Image.fromarray(smooth_image(20, 24, channels=1).astype(np.uint16) * 257)
+    else:
+        im = _rgb().convert(mode)
+    out = upscale(im, 2, sr_model)
+    assert out.mode == mode and out.size == (48, 40)
+
+
+def test_palette_image_comes_back_as_rgb_or_rgba(sr_model):
+    p = _rgb().convert("P")
+    assert upscale(p, 2, sr_model).mode == "RGB"
+    p.info["transparency"] = 0
+    assert upscale(p, 2, sr_model).mode == "RGBA"
+
+
+def test_alpha_is_resized_bicubic_not_restored(sr_model):
+    rgba = _rgb().convert("RGBA")
+    alpha = Image.fromarray(np.tile(np.linspace(0, 255, 24, dtype=np.uint8), (20, 1)))
+    rgba.putalpha(alpha)
+    out = upscale(rgba, 2, sr_model)
+    expected = np.asarray(alpha.resize((48, 40), Image.BICUBIC), np.float64)
+    assert np.abs(np.asarray(out.getchannel("A"), np.float64) - expected).max() <= 1
+
+
+def test_greyscale_is_restored_as_greyscale(dn_model):
+    grey = Image.fromarray(smooth_image(20, 24, channels=1))
+    out = denoise(grey, sigma=10, model=dn_model)
+    assert out.mode == "L" and out.size == grey.size
+
+
+def test_16_bit_keeps_its_precision(dn_model):
+    a = (smooth_image(20, 24, channels=1).astype(np.uint16) * 257 + 100)
+    out = denoise(a, sigma=5, model=dn_model)
+    assert out.dtype == np.uint16 and out.shape == a.shape
+    assert len(np.unique(out % 257)) > 10  # values between the 8-bit steps survive
+
+
+@pytest.mark.parametrize("shape,dtype", [((20, 24, 3), np.uint8), ((20, 24), np.uint8),
+                                         ((20, 24, 2), np.uint8),
+                                         ((20, 24, 4), np.uint16), ((20, 24, 3), np.uint16)])
+def test_numpy_in_numpy_out(sr_model, shape, dtype):
+    a = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+    out = upscale(a, 2, sr_model)
+    assert out.dtype == dtype and out.shape == (40, 48) + shape[2:]
+
+
+def test_bad_arrays_are_refused(sr_model):
+    with pytest.raises(SrnlError):
+        upscale(np.zeros((4, 4, 3), np.float32), 2, sr_model)
+    with pytest.raises(SrnlError):
+        upscale(np.zeros((4, 4, 5), np.uint8), 2, sr_model)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.fromarray(smooth_image(20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: the upright picture is 20 wide, 30 tall
+    im.save(tmp_path / "o.jpg", exif=exif)
+    assert read_picture(tmp_path / "o.jpg").size == (20, 30)
+
+
+def test_icc_profile_is_carried_to_the_output(tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    _rgb().save(tmp_path / "in.png", icc_profile=icc)
+    pic = read_picture(tmp_path / "in.png")
+    for ext in ("png", "jpg", "webp"):
+        write_picture(pic, tmp_path / f"out.{ext}")
+        with Image.open(tmp_path / f"out.{ext}") as out:
+            assert out.info.get("icc_profile") == icc, ext
+
+
+def test_jpeg_output_drops_alpha_and_16_bit(tmp_path):
+    pic = picture_from_pil(_rgb().convert("RGBA"))
+    write_picture(pic, tmp_path / "a.jpg", quality=80)
+    with Image.open(tmp_path / "a.jpg") as im:
+        assert im.mode == "RGB"
+    g16 = picture_from_pil(Image.fromarray(np.full((8, 8), 40000, np.uint16)))
+    write_picture(g16, tmp_path / "g.png")
+    with Image.open(tmp_path / "g.png") as im:
+        assert np.asarray(im).max() == 40000
+
+
+def test_same_input_same_bytes(sr_model):
+    im = _rgb()
+    a, b = io.BytesIO(), io.BytesIO()
+    upscale(im, 2, sr_model).save(a, "PNG")
+    upscale(im, 2, sr_model).save(b, "PNG")
+    assert a.getvalue() == b.getvalue()
+
+
+def test_model_task_and_scale_are_checked(sr_model, dn_model):
+    with pytest.raises(SrnlError, match="x3"):
+        upscale(_rgb(), 3, sr_model)
+    with pytest.raises(SrnlError, match="denoise"):
+        upscale(_rgb(), 2, dn_model)
+
+
+def test_sigma_is_estimated_when_not_given(dn_model):
+    clean = smooth_image(64, 64, noise=0)
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    from srnl.api import estimate_noise_sigma
+    from srnl.imageio import picture_from_array
+    assert 12 < estimate_noise_sigma(picture_from_array(noisy)) < 28
+    assert denoise(noisy, model=dn_model).shape == noisy.shape
