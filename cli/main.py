@@ -264,6 +264,60 @@ def _train_progress(cfg):
     return update
 
 
+@app.command()
+def export(checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.pt, best.pt).")],
+           output: Annotated[Path, typer.Argument(help="The model file to write.")],
+           weights: Annotated[str, typer.Option(help="auto (EMA if present), ema or model.")] = "auto"):
+    """Strip a training checkpoint down to a model file for --model / load_model."""
+    from srnl.checkpoint import export_model
+
+    meta = export_model(checkpoint, output, weights=weights)
+    stdout.print(f"wrote {output} (step {meta.get('steps', '?')})")
+
+
+
+
+@app.command()
+def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
+          quick: Annotated[bool, typer.Option(help="Smaller sizes, one repeat (a smoke run).")] = False,
+          threads: Threads = None):
+    """Measure speed and memory on this machine: models, attention, baselines, training."""
+    import json
+
+    from srnl.atomic import atomic_path
+    from srnl.bench import run_bench
+
+    with console.status("benchmarking (a few minutes)..."):
+        results = run_bench(quick=quick, threads=threads)
+    stdout.print(f"threads {results['threads']}, float32 matmul {results['matmul_gflops']:.1f} GFLOP/s (the ceiling)")
+    columns = ["what", "size", "seconds", "mpix_per_s", "gflop", "gflops", "ceiling_share",
+               "peak_mb", "map_mb", "psnr_db", "steps_per_s", "note"]
+    for section in ("models", "attention", "seams", "classical", "training"):
+        rows = results[section]
+        used = [c for c in columns if any(r.get(c) is not None for r in rows)]
+        table = Table(*used, title=section)
+        for r in rows:
+            table.add_row(*(_cell(c, r.get(c)) for c in used))
+        stdout.print(table)
+    growth = Table("what", "peak memory, 4x the pixels", title="memory growth")
+    for what, ratio in results["memory_growth_4x_pixels"].items():
+        growth.add_row(what, "-" if ratio is None else f"{ratio:.1f}x")
+    stdout.print(growth)
+    if json_path:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(results, indent=1))
+
+
+def _cell(column: str, v) -> str:
+    if v is None:
+        return "-"
+    if column == "ceiling_share":
+        return f"{v:.0%}"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
 def main() -> None:
     try:
         app()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
@@ -11,8 +11,9 @@ from pathlib import Path
 def atomic_path(dest: str | os.PathLike):
     """Yield a temporary path beside `dest`; it replaces `dest` only if the block succeeds."""
     dest = Path(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + dest.suffix, dir=dest.parent)
-    os.close(fd)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp{dest.suffix}"
+    # os.open applies the umask (mkstemp would make every output private, mode 0600).
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:

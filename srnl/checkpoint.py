@@ -42,11 +42,16 @@ def model_payload(model: RestorationNet, meta: dict | None = None) -> dict:
     return {"config": model.config.to_dict(), "model": model.state_dict(), "meta": meta or {}}
 
 
-def export_model(src: str | os.PathLike, dst: str | os.PathLike, meta: dict | None = None) -> dict:
-    """A training checkpoint -> a small model file: config, inference weights (the EMA where there
-    is one), metadata. Optimiser and RNG state stay behind."""
+def export_model(src: str | os.PathLike, dst: str | os.PathLike, meta: dict | None = None,
+                 weights: str = "auto") -> dict:
+    """A training checkpoint -> a small model file: config, inference weights, metadata; optimiser
+    and RNG state stay behind. `weights`: "ema", "model", or "auto" (the EMA where there is one)."""
     ckpt = load_checkpoint(src)
-    weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    payload = {"config": ckpt["config"], "model": weights, "meta": {**ckpt.get("meta", {}), **(meta or {})}}
+    if weights == "auto":
+        weights = "ema" if ckpt.get("ema") is not None else "model"
+    if ckpt.get(weights) is None:
+        raise SrnlError(f"{src}: holds no {weights!r} weights")
+    payload = {"config": ckpt["config"], "model": ckpt[weights],
+               "meta": {**ckpt.get("meta", {}), **(meta or {})}}
     save_checkpoint(dst, payload)
     return payload["meta"]

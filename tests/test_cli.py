@@ -135,3 +135,24 @@ def test_tiled_cli_run_agrees_with_whole_image(srnl, tmp_path, photo, model_file
     assert np.abs(a - b).max() <= 1
     code, _, err = srnl("upscale", photo, "-m", model, "--tile", "big", "--overwrite")
     assert code == 2 and "--tile" in err
+
+
+def test_shipped_model_is_listed_and_used_by_default(srnl, photo, monkeypatch):
+    code, out, _ = srnl("models")
+    assert code == 0 and "x2" in out
+    code, _, _ = srnl("upscale", photo)
+    assert code == 0
+    with Image.open(photo.parent / "photo_x2.png") as im:
+        assert im.size == (64, 48)
+    monkeypatch.setattr("srnl.models.registry.PRETRAINED", {})
+    code, _, err = srnl("upscale", photo, "-s", "3")
+    assert code == 2 and "no shipped model for x3" in err
+
+
+def test_export_strips_a_training_checkpoint(srnl, tmp_path, model_file):
+    from srnl.checkpoint import load_checkpoint
+
+    code, _, _ = srnl("export", model_file(), tmp_path / "small.pt", "--weights", "model")
+    assert code == 0 and set(load_checkpoint(tmp_path / "small.pt")) == {"format", "config", "model", "meta"}
+    code, _, err = srnl("export", model_file(), tmp_path / "x.pt", "--weights", "ema")
+    assert code == 2 and "no 'ema' weights" in err

@@ -1,9 +1,12 @@
 """What `srnl models` shows: size, cost and the measured numbers stored in each shipped file."""
 from __future__ import annotations
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+import copy
 
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from .layers import fold_weight_norm
 from .network import RestorationNet
 from .registry import PRETRAINED, load_model
 
@@ -12,12 +15,29 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def flops_per_pixel(model: RestorationNet, side: int = 64) -> float:
-    """Forward FLOPs per input pixel (multiply-add = 2), counted by PyTorch on a side x side input."""
-    x = torch.rand(1, model.config.channels, side, side)
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+def _cpu_attention_flops(q_shape, k_shape, v_shape, *args, **kwargs) -> int:
+    return sdpa_flop_count(q_shape, k_shape, v_shape)
+
+
+# PyTorch's counter knows the CUDA attention kernels but not the CPU one that srnl runs.
+FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+
+
+def count_flops(model: RestorationNet, h: int, w: int) -> int:
+    """Forward FLOPs (multiply-add = 2) of one h x w input, counted by PyTorch on an inference copy
+    (weight norm folded, as srnl runs it)."""
+    model = fold_weight_norm(copy.deepcopy(model))
+    x = torch.rand(1, model.config.channels, h, w)
+    with FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as counter, \
+            torch.inference_mode():
         model(x, 0.1) if model.config.task == "denoise" else model(x)
-    return counter.get_total_flops() / side**2
+    return counter.get_total_flops()
+
+
+def flops_per_pixel(model: RestorationNet, side: int = 64) -> float:
+    """FLOPs per input pixel at side x side. Attention's share grows with the image (every query
+    meets every key), so this is quoted at a stated size."""
+    return count_flops(model, side, side) / side**2
 
 
 def format_metrics(metrics: dict) -> str:

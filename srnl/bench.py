@@ -1,0 +1,225 @@
+"""`srnl bench`: speed and memory on this machine, in one run so that ratios are meaningful.
+
+Peak memory is the growth of the process's peak resident set (Linux VmHWM, reset through
+/proc/self/clear_refs) while one call runs: what the operating system really had to give."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .api import upscale, denoise
+from .models.attention import NonLocalAttention
+from .models.catalog import count_flops
+from .models.config import ModelConfig
+from .models.network import build_model
+from .models.registry import PRETRAINED, shared_model
+
+CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory(fn: Callable[[], object]) -> tuple[object, int | None]:
+    """Run fn; return its result and the growth of peak RSS in bytes (None where unsupported)."""
+    try:
+        CLEAR_REFS.write_text("5")
+    except OSError:
+        return fn(), None
+    base = _status_kb("VmRSS")
+    result = fn()
+    peak = _status_kb("VmHWM")
+    return result, None if base is None or peak is None else max(0, peak - base) * 1024
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    return 2 * n**3 / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def bench_models(sizes: dict[str, list[tuple[int, int]]], repeats: int, ceiling: float) -> list[dict]:
+    """Each shipped model through the public API (default flags: auto tiling) at each size."""
+    rows = []
+    for spec in PRETRAINED.values():
+        net = shared_model(spec.name)
+        for h, w in sizes["denoise" if spec.task == "denoise" else "sr"]:
+            img = _image(h, w)
+            run = (lambda: denoise(img, 25, net)) if spec.task == "denoise" else \
+                (lambda: upscale(img, spec.scale, net))
+            _, memory = peak_memory(run)
+            seconds = median_seconds(run, repeats, warmup=0)
+            flops = count_flops(net, h, w)
+            rows.append(dict(what=f"model {spec.name}", size=f"{w}x{h}", seconds=seconds,
+                             mpix_per_s=h * w / seconds / 1e6, gflop=flops / 1e9,
+                             gflops=flops / seconds / 1e9, ceiling_share=flops / seconds / 1e9 / ceiling,
+                             peak_mb=_mb(memory)))
+    return rows
+
+
+def dense_nonlocal(x: torch.Tensor, theta, phi, g) -> torch.Tensor:
+    """The seed's non-local block: full-resolution embeddings and the N x N map materialised."""
+    b, c, h, w = x.shape
+    q = theta(x).flatten(2).transpose(1, 2)
+    k = phi(x).flatten(2)
+    v = g(x).flatten(2).transpose(1, 2)
+    attn = torch.softmax(q @ k / q.shape[-1] ** 0.5, dim=-1)
+    return (attn @ v).transpose(1, 2).reshape(b, -1, h, w)
+
+
+def bench_attention(sides: list[int], features: int, budget: float, repeats: int) -> list[dict]:
+    """srnl's module (default factors, and with no pooling at all) against the dense block on the
+    same feature maps; the dense block is refused where its map alone exceeds `budget` bytes."""
+    torch.manual_seed(0)
+    ours = NonLocalAttention(features).eval()
+    unpooled = NonLocalAttention(features, down=1, pool=1).eval()
+    convs = [torch.nn.Conv2d(features, features // 2, 1) for _ in range(3)]
+    rows = []
+    for side in sides:
+        x = torch.rand(1, features, side, side)
+        n = side * side
+        cases = [("srnl non-local (down 4, pool 2)", lambda: ours(x), True),
+                 ("srnl non-local, no pooling (fused)", lambda: unpooled(x), True),
+                 ("dense non-local (seed)", lambda: dense_nonlocal(x, *convs), n * n * 4 <= budget)]
+        for name, fn, allowed in cases:
+            row = dict(what=name, size=f"{side}x{side}x{features}", map_mb=n * n * 4 / 2**20)
+            if allowed:
+                with torch.inference_mode():
+                    _, memory = peak_memory(fn)
+                    row.update(seconds=median_seconds(fn, repeats, warmup=0), peak_mb=_mb(memory))
+            else:
+                row.update(seconds=None, peak_mb=None, note="refused: map over budget")
+            rows.append(row)
+    return rows
+
+
+def bench_classical(sr_sizes: list[tuple[int, int]], dn_size: tuple[int, int],
+                    repeats: int) -> list[dict]:
+    from PIL import Image
+    from skimage.restoration import denoise_nl_means
+
+    rows = []
+    for h, w in sr_sizes:
+        im = Image.fromarray(_image(h, w))
+        seconds = median_seconds(lambda: im.resize((2 * w, 2 * h), Image.BICUBIC), repeats)
+        rows.append(dict(what="Pillow bicubic x2", size=f"{w}x{h}", seconds=seconds,
+                         mpix_per_s=h * w / seconds / 1e6))
+    h, w = dn_size
+    noisy = _image(h, w).astype(np.float64) / 255
+    sigma = 25 / 255
+    nlm = lambda: denoise_nl_means(noisy, patch_size=5, patch_distance=6, h=0.8 * sigma,
+                                   sigma=sigma, fast_mode=True, channel_axis=-1)
+    _, memory = peak_memory(nlm)
+    seconds = median_seconds(nlm, repeats, warmup=0)
+    rows.append(dict(what="scikit-image NLM (fast)", size=f"{w}x{h}", seconds=seconds,
+                     mpix_per_s=h * w / seconds / 1e6, peak_mb=_mb(memory)))
+    return rows
+
+
+def bench_training(config: ModelConfig, batch: int, patch: int, steps: int) -> list[dict]:
+    """Optimiser steps per second on random patches, with and without channels_last."""
+    rows = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        model = build_model(config).to(memory_format=fmt)
+        opt = torch.optim.Adam(model.parameters(), 1e-4)
+        s = config.scale
+        x = torch.rand(batch, 3, patch, patch).contiguous(memory_format=fmt)
+        y = torch.rand(batch, 3, patch * s, patch * s).contiguous(memory_format=fmt)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            F.l1_loss(model(x), y).backward()
+            opt.step()
+
+        seconds = median_seconds(step, steps, warmup=2)
+        rows.append(dict(what=f"train step x{s} (batch {batch}, {patch}px)",
+                         size="channels_last" if channels_last else "NCHW",
+                         seconds=seconds, steps_per_s=1 / seconds))
+    return rows
+
+
+def bench_seams(side: int, tile: int) -> list[dict]:
+    """PSNR between tiled and whole-image output of each SR model, where both fit."""
+    from .metrics import psnr
+
+    rows = []
+    for spec in PRETRAINED.values():
+        if spec.task != "sr":
+            continue
+        net = shared_model(spec.name)
+        img = _image(side, side, seed=1)
+        whole = upscale(img, spec.scale, net, tile=0)
+        tiled = upscale(img, spec.scale, net, tile=tile)
+        rows.append(dict(what=f"model {spec.name}: tiled ({tile}) vs whole", size=f"{side}x{side}",
+                         psnr_db=psnr(tiled, whole)))
+    return rows
+
+
+def _ratio(rows: list[dict], what: str, small: str, big: str) -> float | None:
+    by_size = {r["size"]: r.get("peak_mb") for r in rows if r["what"] == what}
+    a, b = by_size.get(small), by_size.get(big)
+    return b / a if a and b else None
+
+
+def _mb(memory: int | None) -> float | None:
+    return None if memory is None else memory / 2**20
+
+
+def run_bench(quick: bool = False, threads: int | None = None) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    repeats = 1 if quick else 3
+    sizes = {"sr": [(256, 256), (512, 512)] + ([] if quick else [(1080, 1920)]),
+             "denoise": [(512, 512)]}
+    ceiling = matmul_gflops(repeats=repeats + 2)
+    from .train.config import TrainConfig, load_toml
+
+    recipe = TrainConfig.from_dict(load_toml("x2"))
+    sides = [48, 96] if quick else [64, 128, 256]
+    models = bench_models(sizes, repeats, ceiling)
+    attention = bench_attention(sides, 32, 2**31, repeats)
+    first = PRETRAINED[next(iter(PRETRAINED))].name
+    small, big = (f"{s}x{s}x32" for s in sides[:2])
+    return {
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": ceiling,
+        "models": models,
+        "attention": attention,
+        "seams": bench_seams(256 if quick else 512, 128 if quick else 256),
+        "classical": bench_classical(sizes["sr"][:2], sizes["denoise"][0], repeats),
+        "training": bench_training(recipe.model, recipe.batch, recipe.patch, 3 if quick else 8),
+        "memory_growth_4x_pixels": {
+            f"model {first}": _ratio(models, f"model {first}", "256x256", "512x512"),
+            "srnl non-local": _ratio(attention, "srnl non-local, no pooling (fused)", small, big),
+            "dense non-local": _ratio(attention, "dense non-local (seed)", small, big),
+        },
+    }
