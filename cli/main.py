@@ -1,6 +1,7 @@
 """The `srnl` command: parses, calls the library, prints. No logic of its own."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -49,6 +50,8 @@ def _setup(device: str, threads: int | None, max_pixels: int | None) -> tuple[st
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device not in ("cpu", "cuda"):
         raise SrnlError(f"unknown device {device!r} (auto, cpu or cuda)")
+    if device == "cuda":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     if max_pixels is not None:
         Image.MAX_IMAGE_PIXELS = None  # srnl applies max_pixels itself
     return device, max_pixels or DEFAULT_MAX_PIXELS
@@ -69,17 +72,20 @@ def _progress() -> Progress:
 
 def _process(inputs, output, suffix, ext, recursive, overwrite, quality, max_pixels,
              work_for: Callable) -> None:
-    """Plan, run (with progress) and summarise; exit 1 if any file failed."""
+    """Plan, run (with progress) and summarise; exit 1 if any file failed. Under torchrun each
+    process takes a disjoint share of the files and rank 0 prints the combined summary."""
     from srnl.batch import plan_jobs, run_job
+    from srnl.distributed import gather, init_distributed, shard
 
-    jobs = plan_jobs(inputs, output, suffix, ext, recursive)
+    d = init_distributed()
+    jobs = shard(plan_jobs(inputs, output, suffix, ext, recursive), d)
     results = []
     with _progress() as progress:
-        files = progress.add_task("images", total=len(jobs))
+        files = progress.add_task("images", total=len(jobs), visible=d.main)
         tiles = progress.add_task("tiles", total=None, visible=False)
 
         def on_tile(done: int, total: int) -> None:
-            progress.update(tiles, completed=done, total=total, visible=done < total)
+            progress.update(tiles, completed=done, total=total, visible=d.main and done < total)
 
         for job in jobs:
             progress.update(files, description=job.src.name)
@@ -89,7 +95,9 @@ def _process(inputs, output, suffix, ext, recursive, overwrite, quality, max_pix
                 console.print(f"[red]error:[/] {result.error}", soft_wrap=True, highlight=False)
             results.append(result)
             progress.advance(files)
-    _summary(results)
+    results = gather(results, d)
+    if d.main:
+        _summary(results)
     if any(r.error for r in results):
         raise typer.Exit(1)
 

@@ -156,3 +156,23 @@ def test_export_strips_a_training_checkpoint(srnl, tmp_path, model_file):
     assert code == 0 and set(load_checkpoint(tmp_path / "small.pt")) == {"format", "config", "model", "meta"}
     code, _, err = srnl("export", model_file(), tmp_path / "x.pt", "--weights", "ema")
     assert code == 2 and "no 'ema' weights" in err
+
+
+def test_two_processes_share_a_folder_under_torchrun(tmp_path, model_file):
+    import os
+    import shutil
+    import subprocess
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        Image.fromarray(smooth_image(16, 20, seed=i)).save(src / f"im{i}.png")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=2", shutil.which("srnl") or "srnl", "upscale", src,
+                           "-o", tmp_path / "out", "-m", model_file()],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"im{i}_x2.png" for i in range(5)]
+    # one combined summary, printed once, listing every file
+    assert all(done.stdout.count(f"im{i}_x2.png") == 1 for i in range(5))

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,6 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ..distributed import Dist, init_distributed
 from ..checkpoint import load_checkpoint, model_payload, save_checkpoint
 from ..errors import SrnlError
 from ..evaluate import score_denoise, score_sr
@@ -21,26 +20,6 @@ from ..models.network import RestorationNet, build_model
 from .config import TrainConfig, to_toml
 from .data import ImageSet, PatchBatches, gather_pairs, load_images, split_holdout
 from .plot import plot_curves
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: str) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def _device(cfg: TrainConfig, d: Dist) -> str:
@@ -160,8 +139,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> 
     `progress(run, loss, steps_per_s, val)` is called after each step on rank 0."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    d = _init_distributed(cfg.device if cfg.device != "auto" else
-                          ("cuda" if torch.cuda.is_available() else "cpu"))
+    gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    d = init_distributed("nccl" if gpu else "gloo")
     device = _device(cfg, d)
     out = prepare_run_dir(cfg, resume) if d.main else Path(cfg.out)
     task, scale = cfg.model.task, cfg.model.scale
