@@ -117,7 +117,7 @@ def upscale(inputs: Inputs, output: Output = None,
             model: ModelOpt = None, suffix: Annotated[Optional[str], typer.Option(
                 help="Output name suffix (default _x<scale>).")] = None,
             ext: Ext = "same", recursive: Recursive = False, overwrite: Overwrite = False,
-            tile: Tile = "auto", tile_overlap: TileOverlap = 16, self_ensemble: Ensemble = False,
+            tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
             device: Device = "auto", threads: Threads = None, quality: Quality = 95,
             max_pixels: MaxPixels = None):
     """Upscale images x2, x3 or x4."""
@@ -138,7 +138,7 @@ def denoise(inputs: Inputs, output: Output = None,
             model: ModelOpt = None, suffix: Annotated[str, typer.Option(
                 help="Output name suffix.")] = "_dn",
             ext: Ext = "same", recursive: Recursive = False, overwrite: Overwrite = False,
-            tile: Tile = "auto", tile_overlap: TileOverlap = 16, self_ensemble: Ensemble = False,
+            tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
             device: Device = "auto", threads: Threads = None, quality: Quality = 95,
             max_pixels: MaxPixels = None):
     """Remove Gaussian noise; one model serves every noise level."""
@@ -283,6 +283,7 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="A training checkpoin
     stdout.print(f"wrote {output} (step {meta.get('steps', '?')})")
 
 
+import cli.evaluate  # noqa: E402,F401  (registers eval/compare; it imports this module)
 
 
 @app.command()

@@ -22,7 +22,8 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     return bicubic_resize(hr, (w // scale, h // scale))
 
 
-def add_noise(clean: np.ndarray, sigma: float, seed: int, clip: bool = False) -> np.ndarray:
+def add_noise(clean: np.ndarray, sigma: float, seed: int | tuple[int, ...],
+              clip: bool = False) -> np.ndarray:
     """clean in [0, 255] -> float64 clean + N(0, sigma^2), from a generator seeded per image."""
     noisy = clean.astype(np.float64) + np.random.default_rng(seed).normal(0, sigma, clean.shape)
     return np.clip(noisy, 0, 255) if clip else noisy
