@@ -59,12 +59,14 @@ def self_ensembled(fn: Fn) -> Fn:
     return run
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, size) of the fewest tiles of at most `tile` pixels overlapping by at least
+    `overlap`, all of one size and evenly spread, so no tile is mostly overlap."""
     if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
+        return [(0, length)]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (n - 1) * overlap) / n)
+    return [(round(i * (length - size) / (n - 1)), size) for i in range(n)]
 
 
 def _ramp(length: int, overlap: int, left: bool, right: bool) -> Tensor:
@@ -94,14 +96,12 @@ def tiled(fn: Fn, tile: int, overlap: int, scale: int,
 
     def run(x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+        ys, xs = _spans(h, tile, overlap), _spans(w, tile, overlap)
         out = weight = None
         total, done = len(ys) * len(xs), 0
-        for y0 in ys:
-            th = min(tile, h)
+        for y0, th in ys:
             wy = _ramp(th * scale, overlap * scale, y0 > 0, y0 + th < h)
-            for x0 in xs:
-                tw = min(tile, w)
+            for x0, tw in xs:
                 wx = _ramp(tw * scale, overlap * scale, x0 > 0, x0 + tw < w)
                 y = fn(x[..., y0:y0 + th, x0:x0 + tw])
                 if out is None:
@@ -124,7 +124,8 @@ def estimate_bytes(model: RestorationNet, h: int, w: int) -> int:
     """Peak activation memory of one forward pass at h x w input, from the feature maps alive at
     once (a handful in the body, the upsampler's s^2-times-wider map and its shuffle)."""
     c = model.config
-    per_pixel = c.features * 6 + (c.features * c.scale**2 * 3 if c.task == "sr" else 0)
+    up = c.upsample_features or c.features
+    per_pixel = c.features * 6 + (up * c.scale**2 * 3 if c.task == "sr" else 0)
     return 4 * h * w * per_pixel
 
 

@@ -75,3 +75,19 @@ def test_auto_tiles_only_over_the_memory_budget():
     tile = auto_tile(model, 1000, 1000, budget=small)
     assert 64 <= tile <= 100 and estimate_bytes(model, tile, tile) <= small
     assert estimate_bytes(model, 200, 200) == 4 * estimate_bytes(model, 100, 100)
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(1080, 650, 32), (1920, 650, 32), (100, 40, 16),
+                                                 (41, 40, 16), (40, 40, 16)])
+def test_tiles_are_even_cover_everything_and_are_as_few_as_possible(length, tile, overlap):
+    from srnl.infer import _spans
+
+    spans = _spans(length, tile, overlap)
+    sizes = {size for _, size in spans}
+    assert len(sizes) == 1 and max(sizes) <= tile
+    assert spans[0][0] == 0 and sum(spans[-1]) == length
+    for (a, sa), (b, _) in zip(spans, spans[1:]):
+        assert a + sa - b >= overlap  # consecutive tiles overlap enough
+    # one tile fewer could not cover the length with that overlap
+    n = len(spans)
+    assert n == 1 or (n - 1) * tile - (n - 2) * overlap < length

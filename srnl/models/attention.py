@@ -26,7 +26,7 @@ def _from_tokens(t: Tensor, h: int, w: int) -> Tensor:
 
 
 class NonLocalAttention(nn.Module):
-    def __init__(self, features: int, dim: int = 16, heads: int = 1, down: int = 2,
+    def __init__(self, features: int, dim: int = 16, heads: int = 1, down: int = 4,
                  pool: int = 2, shared_qk: bool = False):
         super().__init__()
         self.heads, self.down, self.pool = heads, down, pool

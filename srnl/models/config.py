@@ -21,6 +21,9 @@ class ModelConfig:
     nonlocal_heads: int = 1
     nonlocal_dim: int = 16
     nonlocal_shared_qk: bool = False
+    # Channels carried through the upsampler and into the output conv (0: `features`); fewer
+    # make the high-resolution end, the costliest per pixel, cheaper.
+    upsample_features: int = 0
     # x4 as two x2 pixel-shuffle stages (EDSR) rather than one x16-channel conv.
     x4_two_stages: bool = True
     # The denoiser runs its body on pixel-unshuffled input, at half resolution.

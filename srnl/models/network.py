@@ -19,14 +19,16 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x) * self.res_scale
+        # One fused kernel for scale-and-add: these element-wise passes are memory-bound.
+        return torch.add(x, self.body(x), alpha=self.res_scale)
 
 
-def _upsampler(features: int, scale: int, two_stages: bool) -> nn.Sequential:
+def _upsampler(features: int, out_features: int, scale: int, two_stages: bool) -> nn.Sequential:
     factors = [2, 2] if scale == 4 and two_stages else [scale]
     layers = []
     for f in factors:
-        layers += [wn_conv(features, features * f * f), nn.PixelShuffle(f)]
+        layers += [wn_conv(features, out_features * f * f), nn.PixelShuffle(f)]
+        features = out_features
     return nn.Sequential(*layers)
 
 
@@ -53,8 +55,9 @@ class RestorationNet(nn.Module):
                                               config.nonlocal_shared_qk))
         self.body = nn.Sequential(*body, wn_conv(f, f))
         if config.task == "sr":
-            self.tail = nn.Sequential(_upsampler(f, config.scale, config.x4_two_stages),
-                                      wn_conv(f, c))
+            up = config.upsample_features or f
+            self.tail = nn.Sequential(_upsampler(f, up, config.scale, config.x4_two_stages),
+                                      wn_conv(up, c))
         else:
             self.tail = wn_conv(f, c * u2)
 
