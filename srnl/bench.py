@@ -5,8 +5,10 @@ Peak memory is the growth of the process's peak resident set (Linux VmHWM, reset
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -77,25 +79,6 @@ def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def bench_models(sizes: dict[str, list[tuple[int, int]]], repeats: int, ceiling: float) -> list[dict]:
-    """Each shipped model through the public API (default flags: auto tiling) at each size."""
-    rows = []
-    for spec in PRETRAINED.values():
-        net = shared_model(spec.name)
-        for h, w in sizes["denoise" if spec.task == "denoise" else "sr"]:
-            img = _image(h, w)
-            run = (lambda: denoise(img, 25, net)) if spec.task == "denoise" else \
-                (lambda: upscale(img, spec.scale, net))
-            _, memory = peak_memory(run)
-            seconds = median_seconds(run, repeats, warmup=0)
-            flops = count_flops(net, h, w)
-            rows.append(dict(what=f"model {spec.name}", size=f"{w}x{h}", seconds=seconds,
-                             mpix_per_s=h * w / seconds / 1e6, gflop=flops / 1e9,
-                             gflops=flops / seconds / 1e9, ceiling_share=flops / seconds / 1e9 / ceiling,
-                             peak_mb=_mb(memory)))
-    return rows
-
-
 def dense_nonlocal(x: torch.Tensor, theta, phi, g) -> torch.Tensor:
     """The seed's non-local block: full-resolution embeddings and the N x N map materialised."""
     b, c, h, w = x.shape
@@ -106,28 +89,90 @@ def dense_nonlocal(x: torch.Tensor, theta, phi, g) -> torch.Tensor:
     return (attn @ v).transpose(1, 2).reshape(b, -1, h, w)
 
 
+ATTENTION = {"srnl non-local (down 4, pool 2)": dict(down=4, pool=2),
+             "srnl non-local, no pooling (fused)": dict(down=1, pool=1),
+             "dense non-local (seed)": None}
+
+
+def build_case(spec: tuple) -> Callable[[], object]:
+    """A measured call from a picklable spec, so that the memory pass can rebuild it in a process
+    of its own: ("model", name, h, w), ("attention", variant, side, features), ("nlm", h, w)."""
+    kind = spec[0]
+    if kind == "model":
+        _, name, h, w = spec
+        net, img, task = shared_model(name), _image(h, w), PRETRAINED[name].task
+        if task == "denoise":
+            return lambda: denoise(img, 25, net)
+        return lambda: upscale(img, PRETRAINED[name].scale, net)
+    if kind == "attention":
+        _, variant, side, features = spec
+        torch.manual_seed(0)
+        x = torch.rand(1, features, side, side)
+        if ATTENTION[variant] is None:
+            convs = [torch.nn.Conv2d(features, features // 2, 1) for _ in range(3)]
+            fn = lambda: dense_nonlocal(x, *convs)
+        else:
+            fn = NonLocalAttention(features, **ATTENTION[variant]).eval()
+            fn = partial(fn, x)
+        return lambda: _no_grad(fn)
+    if kind == "nlm":
+        from skimage.restoration import denoise_nl_means
+
+        _, h, w = spec
+        noisy, sigma = _image(h, w).astype(np.float64) / 255, 25 / 255
+        return lambda: denoise_nl_means(noisy, patch_size=5, patch_distance=6, h=0.8 * sigma,
+                                        sigma=sigma, fast_mode=True, channel_axis=-1)
+    raise ValueError(f"unknown case {spec!r}")
+
+
+def _no_grad(fn):
+    with torch.inference_mode():
+        return fn()
+
+
+def _peaks(specs: list[tuple], threads: int) -> list[int | None]:
+    torch.set_num_threads(threads)
+    exact_memory_accounting()
+    return [peak_memory(build_case(spec))[1] for spec in specs]
+
+
+def measure_peaks(specs: list[tuple]) -> list[int | None]:
+    """Peak memory of each case, measured in a fresh process: exact accounting slows large
+    allocations (each one maps fresh pages), so it must not touch the timed process."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(_peaks, (specs, torch.get_num_threads()))
+
+
+def bench_models(sizes: dict[str, list[tuple[int, int]]], repeats: int, ceiling: float) -> list[dict]:
+    """Each shipped model through the public API (default flags: auto tiling) at each size."""
+    rows = []
+    for spec in PRETRAINED.values():
+        net = shared_model(spec.name)
+        for h, w in sizes["denoise" if spec.task == "denoise" else "sr"]:
+            case = ("model", spec.name, h, w)
+            seconds = median_seconds(build_case(case), repeats)
+            flops = count_flops(net, h, w)
+            rows.append(dict(what=f"model {spec.name}", size=f"{w}x{h}", seconds=seconds,
+                             mpix_per_s=h * w / seconds / 1e6, gflop=flops / 1e9,
+                             gflops=flops / seconds / 1e9,
+                             ceiling_share=flops / seconds / 1e9 / ceiling, case=case))
+    return rows
+
+
 def bench_attention(sides: list[int], features: int, budget: float, repeats: int) -> list[dict]:
     """srnl's module (default factors, and with no pooling at all) against the dense block on the
     same feature maps; the dense block is refused where its map alone exceeds `budget` bytes."""
-    torch.manual_seed(0)
-    ours = NonLocalAttention(features).eval()
-    unpooled = NonLocalAttention(features, down=1, pool=1).eval()
-    convs = [torch.nn.Conv2d(features, features // 2, 1) for _ in range(3)]
     rows = []
     for side in sides:
-        x = torch.rand(1, features, side, side)
         n = side * side
-        cases = [("srnl non-local (down 4, pool 2)", lambda: ours(x), True),
-                 ("srnl non-local, no pooling (fused)", lambda: unpooled(x), True),
-                 ("dense non-local (seed)", lambda: dense_nonlocal(x, *convs), n * n * 4 <= budget)]
-        for name, fn, allowed in cases:
-            row = dict(what=name, size=f"{side}x{side}x{features}", map_mb=n * n * 4 / 2**20)
-            if allowed:
-                with torch.inference_mode():
-                    _, memory = peak_memory(fn)
-                    row.update(seconds=median_seconds(fn, repeats, warmup=0), peak_mb=_mb(memory))
+        for variant, factors in ATTENTION.items():
+            row = dict(what=variant, size=f"{side}x{side}x{features}", map_mb=n * n * 4 / 2**20)
+            if factors is None and n * n * 4 > budget:
+                row.update(note="refused: map over budget")
             else:
-                row.update(seconds=None, peak_mb=None, note="refused: map over budget")
+                case = ("attention", variant, side, features)
+                row.update(seconds=median_seconds(build_case(case), repeats), case=case)
             rows.append(row)
     return rows
 
@@ -135,7 +180,6 @@ def bench_attention(sides: list[int], features: int, budget: float, repeats: int
 def bench_classical(sr_sizes: list[tuple[int, int]], dn_size: tuple[int, int],
                     repeats: int) -> list[dict]:
     from PIL import Image
-    from skimage.restoration import denoise_nl_means
 
     rows = []
     for h, w in sr_sizes:
@@ -144,14 +188,10 @@ def bench_classical(sr_sizes: list[tuple[int, int]], dn_size: tuple[int, int],
         rows.append(dict(what="Pillow bicubic x2", size=f"{w}x{h}", seconds=seconds,
                          mpix_per_s=h * w / seconds / 1e6))
     h, w = dn_size
-    noisy = _image(h, w).astype(np.float64) / 255
-    sigma = 25 / 255
-    nlm = lambda: denoise_nl_means(noisy, patch_size=5, patch_distance=6, h=0.8 * sigma,
-                                   sigma=sigma, fast_mode=True, channel_axis=-1)
-    _, memory = peak_memory(nlm)
-    seconds = median_seconds(nlm, repeats, warmup=0)
+    case = ("nlm", h, w)
+    seconds = median_seconds(build_case(case), repeats)
     rows.append(dict(what="scikit-image NLM (fast)", size=f"{w}x{h}", seconds=seconds,
-                     mpix_per_s=h * w / seconds / 1e6, peak_mb=_mb(memory)))
+                     mpix_per_s=h * w / seconds / 1e6, case=case))
     return rows
 
 
@@ -209,7 +249,6 @@ def _mb(memory: int | None) -> float | None:
 def run_bench(quick: bool = False, threads: int | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
-    exact_memory_accounting()
     repeats = 1 if quick else 3
     sizes = {"sr": [(256, 256), (512, 512)] + ([] if quick else [(1080, 1920)]),
              "denoise": [(512, 512)]}
@@ -222,14 +261,18 @@ def run_bench(quick: bool = False, threads: int | None = None) -> dict:
     attention = bench_attention(sides, 32, 2**31, repeats)
     first = PRETRAINED[next(iter(PRETRAINED))].name
     size = lambda side: f"{side}x{side}x32"
+    classical = bench_classical(sizes["sr"][:2], sizes["denoise"][0], repeats)
+    measured = [r for r in models + attention + classical if "case" in r]
+    for row, peak in zip(measured, measure_peaks([r.pop("case") for r in measured])):
+        row["peak_mb"] = _mb(peak)
     return {
         "threads": torch.get_num_threads(),
         "matmul_gflops": ceiling,
         "models": models,
         "attention": attention,
         "seams": bench_seams(256 if quick else 512, 128 if quick else 256),
-        "classical": bench_classical(sizes["sr"][:2], sizes["denoise"][0], repeats),
-        "training": bench_training(recipe.model, recipe.batch, recipe.patch, 3 if quick else 8),
+        "classical": classical,
+        "training": bench_training(recipe.model, recipe.batch, recipe.patch, 3 if quick else 10),
         "memory_growth_4x_pixels": {
             f"model {first}": _ratio(models, f"model {first}", "256x256", "512x512"),
             # srnl's block at the largest sizes, where its memory is more than fixed overhead;

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from srnl.bench import dense_nonlocal, exact_memory_accounting, median_seconds, peak_memory
+from srnl.bench import dense_nonlocal, measure_peaks, median_seconds
 from srnl.models.attention import _from_tokens, _to_tokens
 
 
@@ -17,12 +17,14 @@ def test_dense_baseline_computes_the_same_attention_as_the_fused_path():
     assert torch.allclose(dense, _from_tokens(fused, 6, 7), atol=1e-5)
 
 
-def test_peak_memory_sees_a_large_temporary_allocation():
-    exact_memory_accounting()
-    _, grown = peak_memory(lambda: torch.ones(50 * 2**20 // 4).sum())
-    if grown is None:
+def test_memory_pass_sees_the_dense_map_and_not_srnl_attention():
+    """Measured in a fresh process: the dense block at 64x64 holds its 64 MB map (and the
+    softmax's copy); srnl's pooled block on the same features stays small."""
+    dense, ours = measure_peaks([("attention", "dense non-local (seed)", 64, 32),
+                                 ("attention", "srnl non-local (down 4, pool 2)", 64, 32)])
+    if dense is None:
         pytest.skip("no /proc/self/clear_refs: peak memory is not readable here")
-    assert 40 * 2**20 < grown < 200 * 2**20
+    assert dense > 64 * 2**20 and ours < 16 * 2**20
 
 
 def test_median_seconds_runs_warmup_and_repeats():
