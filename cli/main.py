@@ -166,12 +166,15 @@ def models():
     """List the shipped models and their measured numbers."""
     from srnl.models.catalog import describe_shipped
 
-    table = Table("name", "task", "scale", "params", "FLOPs/px", "trained on", "benchmarks", "status")
-    for row in describe_shipped():
-        table.add_row(row["name"], row["task"], str(row["scale"]), f"{row['params']:,}",
-                      f"{row['flops_per_pixel'] / 1e3:.0f}K", row["data"], row["metrics"],
-                      "provisional" if row["provisional"] else "")
+    table = Table("name", "task", "params", "FLOPs/px", "PSNR, dB (SR: Y)", "status")
+    rows = describe_shipped()
+    for row in rows:
+        task = f"x{row['scale']} SR" if row["task"] == "sr" else row["task"]
+        table.add_row(row["name"], task, f"{row['params']:,}", f"{row['flops_per_pixel'] / 1e3:.0f}K",
+                      row["metrics"], "provisional" if row["provisional"] else "")
     stdout.print(table)
+    for row in rows:
+        stdout.print(f"{row['name']}: trained on {row['data']}, {row['steps']} steps", highlight=False)
 
 
 Opt = lambda help: typer.Option(help=help)

@@ -52,7 +52,8 @@ def describe_shipped() -> list[dict]:
         meta = model.meta
         rows.append(dict(name=spec.name, task=spec.task, scale=spec.scale,
                          params=count_params(model), flops_per_pixel=flops_per_pixel(model),
-                         data=meta.get("data", "-"), metrics=format_metrics(meta.get("metrics", {})),
+                         data=meta.get("data", "-"), steps=meta.get("steps", "?"),
+                         metrics=format_metrics(meta.get("metrics", {})),
                          provisional=spec.provisional))
     return rows
 
