@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Callable, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .errors import SrnlError
 from .imageio import (Picture, picture_from_array, picture_from_pil, picture_to_array,
                       picture_to_pil)
-from .infer import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, restore
+from .degrade import estimate_noise
+from .infer import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, restore_image
 from .models.network import RestorationNet
 from .models.registry import default_model, shared_model
 
@@ -33,23 +33,10 @@ def resolve_model(model: ModelLike, task: str, scale: int, device: str) -> Resto
     return net
 
 
-def _to_tensor(rgb: np.ndarray, device) -> torch.Tensor:
-    # HWC -> NCHW as a view: already channels_last, no copy.
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
-
-
-def _to_rgb(t: torch.Tensor) -> np.ndarray:
-    return t[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
-
-
 def restore_picture(net: RestorationNet, pic: Picture, sigma: float | None = None,
                     **options) -> Picture:
     """Run `net` on a picture; sigma (denoiser) in 0-255 units, relative to full scale."""
-    device = next(net.parameters()).device
-    x = _to_tensor(pic.rgb, device)
-    if net.config.task == "denoise":
-        x = torch.cat([x, torch.full_like(x[:, :1], sigma / 255.0)], 1)
-    rgb = _to_rgb(restore(net, x, **options))
+    rgb = restore_image(net, pic.rgb, sigma, **options).clip(0, 1)
     alpha = pic.alpha
     if alpha is not None and net.config.scale > 1:
         h, w = rgb.shape[:2]
@@ -58,12 +45,8 @@ def restore_picture(net: RestorationNet, pic: Picture, sigma: float | None = Non
 
 
 def estimate_noise_sigma(pic: Picture) -> float:
-    """Noise std in 0-255 units, by wavelet estimation (scikit-image's `estimate_sigma`)."""
-    from skimage.restoration import estimate_sigma
-
-    channels = pic.rgb[..., 0] if pic.grey else pic.rgb
-    sigma = estimate_sigma(channels, channel_axis=None if pic.grey else -1, average_sigmas=True)
-    return float(sigma) * 255.0
+    """Noise std in 0-255 units."""
+    return estimate_noise(pic.rgb[..., 0] if pic.grey else pic.rgb) * 255.0
 
 
 def _picture(image: ImageLike) -> Picture:

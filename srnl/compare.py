@@ -12,9 +12,10 @@ from skimage.transform import integral_image
 
 from .atomic import atomic_path
 from .datasets import Pair, load_rgb
+from .degrade import estimate_noise
 from .errors import SrnlError
 from .evaluate import (REFERENCE_BASELINE, Job, Method, NetOptions, Record, Setting,
-                       estimate_noise, load_sample, scores)
+                       load_sample, scores)
 from .metrics import quantise
 from .report import psnr_text
 

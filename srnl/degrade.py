@@ -27,3 +27,13 @@ def add_noise(clean: np.ndarray, sigma: float, seed: int | tuple[int, ...],
     """clean in [0, 255] -> float64 clean + N(0, sigma^2), from a generator seeded per image."""
     noisy = clean.astype(np.float64) + np.random.default_rng(seed).normal(0, sigma, clean.shape)
     return np.clip(noisy, 0, 255) if clip else noisy
+
+
+def estimate_noise(img: np.ndarray) -> float:
+    """Gaussian noise std of an (H, W) or (H, W, 3) image, in its own units (scikit-image's
+    wavelet estimate, averaged over channels)."""
+    from skimage.restoration import estimate_sigma
+
+    img = np.asarray(img, np.float64)
+    return float(estimate_sigma(img, channel_axis=-1 if img.ndim == 3 else None,
+                                average_sigmas=True))

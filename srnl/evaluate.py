@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from PIL import Image
-# Imported here, not on first use: estimate_sigma pulls in scipy.stats (a second), which would
-# otherwise land in the timing of the first image.
-from skimage.restoration import denoise_nl_means, estimate_sigma
+# Imported here, not on first use: scikit-image's restoration module pulls in scipy.stats (a
+# second), which would otherwise land in the timing of the first image.
+from skimage.restoration import denoise_nl_means
 
 from .atomic import atomic_path
 from .datasets import Pair, discover, load_rgb, load_sr_pair
-from .degrade import add_noise, bicubic_resize
+from .degrade import add_noise, bicubic_resize, estimate_noise
 from .errors import SrnlError
-from .infer import DEFAULT_OVERLAP, auto_tile, restore
+from .infer import DEFAULT_OVERLAP, auto_tile, restore_image
 from .metrics import quantise, rgb_scores, sr_scores
 from .models.network import RestorationNet
 from .models.registry import shared_model
@@ -36,19 +35,10 @@ REFERENCE_BASELINE = {"sr": "bicubic", "denoise": "noisy"}
 SSIM_WINDOW = 11
 
 
-def _tensor(img: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img, np.float32)).permute(2, 0, 1)[None].to(device)
-
-
 def run_network(net: RestorationNet, img: np.ndarray, sigma: float | None = None,
                 **options) -> np.ndarray:
     """img in [0, 255] (H, W, 3), any float or uint8 -> quantised uint8 output."""
-    device = next(net.parameters()).device
-    x = _tensor(np.asarray(img, np.float32) / 255.0, device)
-    if sigma is not None:
-        x = torch.cat([x, torch.full_like(x[:, :1], sigma / 255.0)], 1)
-    y = restore(net, x, **options)
-    return quantise(y[0].permute(1, 2, 0).cpu().numpy())
+    return quantise(restore_image(net, np.asarray(img, np.float32) / 255.0, sigma, **options))
 
 
 def noisy_version(clean: np.ndarray, sigma: float, index: int, clip: bool = False) -> np.ndarray:
@@ -65,12 +55,6 @@ def score_denoise(net: RestorationNet, clean: np.ndarray, sigma: float, index: i
                   **options) -> tuple[float, float]:
     noisy = noisy_version(clean, sigma, index)
     return rgb_scores(run_network(net, noisy, sigma=sigma, **options), clean)
-
-
-def estimate_noise(noisy: np.ndarray) -> float:
-    """Noise std of an (H, W, 3) image, in its own units (scikit-image's wavelet estimate)."""
-    return float(estimate_sigma(np.asarray(noisy, np.float64), channel_axis=-1,
-                                average_sigmas=True))
 
 
 def nlm(noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -135,6 +136,18 @@ def auto_tile(model: RestorationNet, h: int, w: int, budget: float = DEFAULT_MEM
         return 0
     side = int(math.sqrt(budget / estimate_bytes(model, 1, 1)))
     return max(64, side - side % 8)
+
+
+def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = None,
+                  **options) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] -> the network's (sH, sW, 3) float32 output, unclamped.
+    sigma (denoiser): noise std in 0-255 units, relative to full scale."""
+    device = next(model.parameters()).device
+    # HWC -> NCHW as a view: already channels_last, no copy.
+    x = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None].to(device)
+    if model.config.task == "denoise":
+        x = torch.cat([x, torch.full_like(x[:, :1], sigma / 255.0)], 1)
+    return restore(model, x, **options)[0].permute(1, 2, 0).float().cpu().numpy()
 
 
 @torch.inference_mode()
