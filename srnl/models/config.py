@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, fields
 TASKS = ("sr", "denoise")
 
 
+def unknown_fields(cls, d: dict) -> list[str]:
+    """Keys of `d` that are not fields of the dataclass `cls`, sorted."""
+    return sorted(set(d) - {f.name for f in fields(cls)})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     task: str = "sr"
@@ -53,10 +58,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        unknown = unknown_fields(cls, d)
         if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+            raise ValueError(f"unknown model config keys: {unknown}")
         d = dict(d)
         if "nonlocal_after" in d:
             d["nonlocal_after"] = tuple(d["nonlocal_after"])

@@ -3,11 +3,11 @@ written to the run directory and into every checkpoint."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import SrnlError
-from ..models.config import ModelConfig
+from ..models.config import ModelConfig, unknown_fields
 
 RECIPES_DIR = Path(__file__).parent.parent / "recipes"
 
@@ -67,10 +67,9 @@ class TrainConfig:
 
     def updated(self, changes: dict) -> "TrainConfig":
         """A copy with `changes` applied; a nested "model" dict updates the model config."""
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
+        unknown = unknown_fields(type(self), changes)
         if unknown:
-            raise SrnlError(f"unknown training options: {', '.join(sorted(unknown))}")
+            raise SrnlError(f"unknown training options: {', '.join(unknown)}")
         changes = dict(changes)
         if "model" in changes:
             try:
