@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +52,21 @@ def smooth_image(h=40, w=48, seed=0, channels=3, noise=0.1) -> np.ndarray:
     img = 0.5 + 0.35 * img + noise * rng.standard_normal((h, w, channels))
     out = np.clip(img * 255, 0, 255).astype(np.uint8)
     return out[..., 0] if channels == 1 else out
+
+
+@pytest.fixture
+def srnl(capsys, monkeypatch):
+    """Run the `srnl` command in-process; returns (exit code, stdout, stderr)."""
+    from cli.main import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["srnl", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code or 0
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+    return run

@@ -4,24 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli.main import main
 from conftest import smooth_image
-
-
-@pytest.fixture
-def srnl(capsys, monkeypatch):
-    """Run the `srnl` command in-process; returns (exit code, stdout, stderr)."""
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["srnl", *map(str, args)])
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = e.code or 0
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-    return run
 
 
 @pytest.fixture

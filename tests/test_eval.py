@@ -12,7 +12,6 @@ from srnl.compare import best_box, panel_size
 from srnl.degrade import bicubic_resize, modcrop
 from srnl.evaluate import load_method, plan, run_job
 from srnl.metrics import sr_scores
-from test_cli import srnl  # noqa: F401  (the in-process CLI fixture)
 
 BENCHMARK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmark"
 REQUIRED = {"dataset", "method", "task", "scale", "sigma", "psnr", "ssim", "images", "seconds"}
