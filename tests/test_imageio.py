@@ -129,3 +129,13 @@ def test_sigma_is_estimated_when_not_given(dn_model):
     from srnl.imageio import picture_from_array
     assert 12 < estimate_noise_sigma(picture_from_array(noisy)) < 28
     assert denoise(noisy, model=dn_model).shape == noisy.shape
+
+
+def test_concurrent_calls_give_the_sequential_results(sr_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [smooth_image(20 + i, 24, seed=i) for i in range(6)]
+    sequential = [upscale(im, 2, sr_model, tile=16) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(lambda im: upscale(im, 2, sr_model, tile=16), images))
+    assert all(np.array_equal(a, b) for a, b in zip(sequential, concurrent))
