@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..distributed import Dist, init_distributed
+from ..atomic import atomic_path
 from ..checkpoint import load_checkpoint, model_payload, save_checkpoint
 from ..errors import SrnlError
 from ..evaluate import score_denoise, score_sr
@@ -136,7 +137,7 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
 
 def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> Path:
     """Train as `cfg` says; with `resume`, continue `cfg.out/last.pt` exactly. Returns the run dir.
-    `progress(run, loss, steps_per_s, val)` is called after each step on rank 0."""
+    `progress(run, loss, last_val_psnr)` is called after each step on rank 0."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
@@ -165,7 +166,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> 
             run.ema.module.load_state_dict(run.model.state_dict())
         echo(f"initialised {matched} tensors from {cfg.init}")
     if d.main:
-        (out / "config.toml").write_text(to_toml(cfg.to_dict()))
+        with atomic_path(out / "config.toml") as tmp:
+            tmp.write_text(to_toml(cfg.to_dict()))
         if images.skipped:
             echo(f"skipped {len(images.skipped)} unreadable images: {', '.join(images.skipped)}")
     net = run.model
