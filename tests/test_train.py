@@ -18,6 +18,7 @@ from srnl.datasets import discover, load_sr_pair
 from srnl.errors import SrnlError
 from srnl.train.config import TrainConfig, load_toml, to_toml
 from srnl.train.data import PatchBatches, gather_pairs, load_images, split_holdout
+from srnl.models.network import build_model
 from srnl.train.loop import lr_factor, train
 
 TINY = {"features": 8, "blocks": 2, "nonlocal_after": [1], "nonlocal_down": 2, "nonlocal_pool": 2,
@@ -158,6 +159,18 @@ def test_training_writes_the_run_directory_and_beats_its_start(tmp_path):
     assert ckpt["step"] == 30 and ckpt["ema"] is not None and ckpt["meta"]["steps"] == 30
     with pytest.raises(SrnlError, match="already holds a run"):
         train(cfg, echo=lambda *a: None)
+
+
+def test_ema_follows_training_not_the_initialisation(tmp_path):
+    """With decay 0.999 and 30 steps, a plain EMA would still be ~97% the random init."""
+    out = train(tiny_cfg(tmp_path, steps=30, ema=0.999), echo=lambda *a: None)
+    ckpt = load_checkpoint(out / "last.pt")
+    torch.manual_seed(0)
+    init = build_model(TrainConfig().updated({"model": TINY}).model).state_dict()
+    key = "head.parametrizations.weight.original1"
+    to_model = (ckpt["ema"][key] - ckpt["model"][key]).norm()
+    to_init = (ckpt["ema"][key] - init[key]).norm()
+    assert to_model < to_init
 
 
 def test_fine_tune_from_x2_copies_the_matching_tensors(tmp_path):

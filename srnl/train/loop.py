@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from ..distributed import Dist, init_distributed
 from ..atomic import atomic_path
@@ -73,6 +73,18 @@ def validate(model: RestorationNet, cfg: TrainConfig, val: ImageSet) -> float:
     return sum(scores) / len(scores)
 
 
+def ema_with_warmup(decay: float):
+    """EMA whose decay ramps up as (1 + n) / (10 + n) towards `decay` (as timm and BasicSR do):
+    with a fixed 0.999 a 1,500-step run would still carry 22% of its random initialisation."""
+
+    @torch.no_grad()
+    def update(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        torch._foreach_lerp_(ema_params, params, 1 - min(decay, (1 + n) / (10 + n)))
+
+    return update
+
+
 class Run:
     """Everything a checkpoint must hold to continue exactly where it stopped."""
 
@@ -84,7 +96,7 @@ class Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            lambda s: lr_factor(cfg, s))
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
+        self.ema = (AveragedModel(self.model, multi_avg_fn=ema_with_warmup(cfg.ema),
                                   use_buffers=True) if cfg.ema > 0 else None)
         self.step = 0
         self.best = -math.inf
