@@ -15,8 +15,7 @@ from .datasets import Pair, load_rgb
 from .degrade import estimate_noise
 from .errors import SrnlError
 from .evaluate import (REFERENCE_BASELINE, Job, Method, NetOptions, Record, Setting,
-                       load_sample, scores)
-from .metrics import quantise
+                       as_uint8, load_sample, scores)
 from .report import psnr_text
 
 CELL = 256  # display side of each crop, in panel pixels
@@ -47,10 +46,6 @@ def panel_size(columns: int) -> tuple[int, int]:
     return GAP + (columns + 1) * (CELL + GAP), GAP + CELL + LABEL + GAP
 
 
-def _display(img: np.ndarray) -> np.ndarray:
-    return img if img.dtype == np.uint8 else quantise(img / 255.0)
-
-
 def columns_for(clean: np.ndarray, degraded: np.ndarray, methods: list[Method], setting: Setting,
                 options: NetOptions = NetOptions()) -> list[Column]:
     """Ground truth, the protocol baseline (bicubic / the noisy input), then `methods` in order."""
@@ -58,7 +53,7 @@ def columns_for(clean: np.ndarray, degraded: np.ndarray, methods: list[Method], 
     columns = [Column("ground truth", clean)]
     for m in [Method(baseline)] + [m for m in methods if m.name != baseline]:
         out = m.run(degraded, setting, options)
-        columns.append(Column(m.name, _display(out), scores(out, clean, setting)))
+        columns.append(Column(m.name, as_uint8(out), scores(out, clean, setting)))
     return columns
 
 
@@ -72,7 +67,7 @@ def columns_without_reference(degraded: np.ndarray, model: Method, setting: Sett
                        note="nearest neighbour")
         baseline = Method("bicubic")
     else:
-        shown = Column("input", _display(degraded), note=f"σ {setting.sigma:.1f}")
+        shown = Column("input", as_uint8(degraded), note=f"σ {setting.sigma:.1f}")
         baseline = Method("nlm")
     return [shown, Column(baseline.name, baseline.run(degraded, setting)),
             Column(model.name, model.run(degraded, setting, options))]

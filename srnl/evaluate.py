@@ -258,9 +258,13 @@ def _lr_source(pairs: list[Pair]) -> str:
     return "provided" if provided == len(pairs) else "pillow-bicubic" if not provided else "mixed"
 
 
+def as_uint8(img: np.ndarray) -> np.ndarray:
+    """A method's output in [0, 255] as an 8-bit image: `noisy` is float, the rest already uint8."""
+    return img if img.dtype == np.uint8 else quantise(img / 255.0)
+
+
 def _save(img: np.ndarray, path: Path) -> None:
-    if img.dtype != np.uint8:
-        img = quantise(img / 255.0)
+    img = as_uint8(img)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         Image.fromarray(img).save(tmp, format="PNG")
