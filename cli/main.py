@@ -303,8 +303,8 @@ def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also
         results = run_bench(quick=quick, threads=threads)
     stdout.print(f"threads {results['threads']}, float32 matmul {results['matmul_gflops']:.1f} GFLOP/s (the ceiling)")
     columns = ["what", "size", "seconds", "mpix_per_s", "gflop", "gflops", "ceiling_share",
-               "peak_mb", "map_mb", "psnr_db", "steps_per_s", "note"]
-    for section in ("models", "attention", "seams", "classical", "training"):
+               "peak_mb", "map_mb", "psnr_db", "steps_per_s", "slowdown", "note"]
+    for section in ("models", "mechanisms", "attention", "seams", "classical", "training"):
         rows = results[section]
         used = [c for c in columns if any(r.get(c) is not None for r in rows)]
         table = Table(*used, title=section)
@@ -325,12 +325,17 @@ def _cell(column: str, v) -> str:
         return "-"
     if column == "ceiling_share":
         return f"{v:.0%}"
+    if column == "slowdown":
+        return f"{v:.2f}x"
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
 
 
 def main() -> None:
+    from srnl.runtime import keep_freed_memory
+
+    keep_freed_memory()
     try:
         app()
     except SrnlError as e:

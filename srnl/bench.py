@@ -4,7 +4,7 @@ Peak memory is the growth of the process's peak resident set (Linux VmHWM, reset
 /proc/self/clear_refs) while one call runs: what the operating system really had to give."""
 from __future__ import annotations
 
-import ctypes
+import copy
 import multiprocessing
 import statistics
 import time
@@ -22,9 +22,9 @@ from .models.catalog import count_flops
 from .models.config import ModelConfig
 from .models.network import build_model
 from .models.registry import PRETRAINED, shared_model
+from .runtime import exact_memory_accounting
 
 CLEAR_REFS = Path("/proc/self/clear_refs")
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 
 def _status_kb(field: str) -> int | None:
@@ -35,16 +35,6 @@ def _status_kb(field: str) -> int | None:
     except OSError:
         return None
     return None
-
-
-def exact_memory_accounting() -> None:
-    """Make glibc hand every large block back to the system when it is freed. Its default raises
-    the mmap threshold after frees and then serves new tensors from memory the process already
-    holds, so peak-RSS growth would read near zero for anything after the first big run."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):
-        pass
 
 
 def peak_memory(fn: Callable[[], object]) -> tuple[object, int | None]:
@@ -236,6 +226,62 @@ def bench_seams(side: int, tile: int) -> list[dict]:
     return rows
 
 
+def _forward_case(net, x: torch.Tensor, mode: str) -> Callable[[], object]:
+    grad = {"inference_mode": torch.inference_mode, "no_grad": torch.no_grad,
+            "autograd": torch.enable_grad}[mode]
+
+    def run():
+        with grad():
+            return net(x)
+
+    return run
+
+
+def _default_allocator_seconds(name: str, side: int, repeats: int, threads: int) -> float:
+    torch.set_num_threads(threads)
+    return median_seconds(build_case(("model", name, side, side)), repeats)
+
+
+def bench_mechanisms(name: str, side: int, repeats: int) -> list[dict]:
+    """What each inference mechanism is worth: the same network and input with one of them
+    switched off. The first row is everything on (the network's bare forward pass)."""
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .models.registry import resolve_model_path
+
+    net = shared_model(name)
+    x = torch.rand(1, 3, side, side)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    unfolded = model_from_checkpoint(load_checkpoint(resolve_model_path(name)))
+    unfolded = unfolded.eval().to(memory_format=torch.channels_last)
+    nchw = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
+    threads = torch.get_num_threads()
+    cases = {
+        "all on": _forward_case(net, cl, "inference_mode"),
+        "weight norm not folded": _forward_case(unfolded, cl, "inference_mode"),
+        "NCHW instead of channels_last": _forward_case(nchw, x, "inference_mode"),
+        "no_grad instead of inference_mode": _forward_case(net, cl, "no_grad"),
+        "autograd on": _forward_case(net, cl, "autograd"),
+    }
+    rows = [dict(what=f"{name} {label}", size=f"{side}x{side}", seconds=median_seconds(fn, repeats))
+            for label, fn in cases.items()]
+    torch.set_num_threads(1)
+    rows.append(dict(what=f"{name} 1 thread", size=f"{side}x{side}",
+                     seconds=median_seconds(cases["all on"], repeats)))
+    torch.set_num_threads(threads)
+    # A spawned process keeps glibc's default allocator (`srnl` switches it at start-up).
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        seconds = pool.apply(_default_allocator_seconds, (name, side, repeats, threads))
+    rows.append(dict(what=f"{name} default glibc allocator (whole upscale call)", size=f"{side}x{side}",
+                     seconds=seconds))
+    rows.append(dict(what=f"{name} srnl allocator setting (whole upscale call)", size=f"{side}x{side}",
+                     seconds=median_seconds(build_case(("model", name, side, side)), repeats)))
+    base = rows[0]["seconds"]
+    for row in rows[1:6]:
+        row["slowdown"] = row["seconds"] / base
+    rows[-2]["slowdown"] = rows[-2]["seconds"] / rows[-1]["seconds"]
+    return rows
+
+
 def _ratio(rows: list[dict], what: str, small: str, big: str) -> float | None:
     by_size = {r["size"]: r.get("peak_mb") for r in rows if r["what"] == what}
     a, b = by_size.get(small), by_size.get(big)
@@ -270,6 +316,7 @@ def run_bench(quick: bool = False, threads: int | None = None) -> dict:
         "matmul_gflops": ceiling,
         "models": models,
         "attention": attention,
+        "mechanisms": bench_mechanisms(first, 256 if quick else 512, repeats),
         "seams": bench_seams(256 if quick else 512, 128 if quick else 256),
         "classical": classical,
         "training": bench_training(recipe.model, recipe.batch, recipe.patch, 3 if quick else 10),

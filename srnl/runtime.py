@@ -1,0 +1,35 @@
+"""Process-wide settings of glibc's allocator, for the process that owns them (the `srnl` command,
+`srnl bench`'s measuring worker). Elsewhere (no glibc) they do nothing.
+
+A 512x512 feature map with 32 channels is 33.5 MB, above the largest mmap threshold glibc allows
+(32 MB), so by default every such tensor is a fresh mapping whose pages the kernel faults in and
+zeroes again: x2 at 512x512 took 1.2 s with the default and 0.74 s with `keep_freed_memory`."""
+from __future__ import annotations
+
+import ctypes
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters
+M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
+
+
+def _mallopt(param: int, value: int) -> None:
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(param, value)
+    except (OSError, AttributeError):
+        pass
+
+
+def keep_freed_memory() -> None:
+    """Serve every block from the heap and keep freed memory for the next tensor of that size,
+    instead of mapping and faulting in fresh pages for each one. Peak memory stays what the
+    largest step needs; the process simply does not return it before it exits."""
+    _mallopt(M_MMAP_MAX, 0)
+    _mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+
+
+def exact_memory_accounting() -> None:
+    """Make glibc hand every large block back to the system when it is freed. Its default raises
+    the mmap threshold after frees and then serves new tensors from memory the process already
+    holds, so peak-RSS growth would read near zero for anything after the first big run."""
+    _mallopt(M_MMAP_THRESHOLD, 128 * 1024)
