@@ -171,10 +171,11 @@ def models():
     for row in rows:
         task = f"x{row['scale']} SR" if row["task"] == "sr" else row["task"]
         table.add_row(row["name"], task, f"{row['params']:,}", f"{row['flops_per_pixel'] / 1e3:.0f}K",
-                      row["metrics"], "provisional" if row["provisional"] else "")
+                      row["headline"], "provisional" if row["provisional"] else "")
     stdout.print(table)
     for row in rows:
-        stdout.print(f"{row['name']}: trained on {row['data']}, {row['steps']} steps", highlight=False)
+        stdout.print(f"{row['name']}: trained on {row['data']}, {row['steps']} steps; "
+                     f"PSNR / SSIM {row['metrics']}", highlight=False)
 
 
 Opt = lambda help: typer.Option(help=help)

@@ -40,9 +40,12 @@ def flops_per_pixel(model: RestorationNet, side: int = 64) -> float:
     return count_flops(model, side, side) / side**2
 
 
-def format_metrics(metrics: dict) -> str:
-    """{"Set5": {"psnr": 37.1, ...}, ...} -> 'Set5 37.10'."""
-    return ", ".join(f"{k} {v['psnr']:.2f}" for k, v in metrics.items()) or "-"
+def format_metrics(metrics: dict, limit: int | None = None, ssim: bool = False) -> str:
+    """{"Set5": {"psnr": 37.1, "ssim": 0.95}, ...} -> 'Set5 37.10' (or 'Set5 37.10 / 0.9500'),
+    the first `limit` entries."""
+    items = list(metrics.items())[:limit]
+    return ", ".join(f"{k} {v['psnr']:.2f}" + (f" / {v['ssim']:.4f}" if ssim else "")
+                     for k, v in items) or "-"
 
 
 def describe_shipped() -> list[dict]:
@@ -53,7 +56,8 @@ def describe_shipped() -> list[dict]:
         rows.append(dict(name=spec.name, task=spec.task, scale=spec.scale,
                          params=count_params(model), flops_per_pixel=flops_per_pixel(model),
                          data=meta.get("data", "-"), steps=meta.get("steps", "?"),
-                         metrics=format_metrics(meta.get("metrics", {})),
+                         headline=format_metrics(meta.get("metrics", {}), limit=3),
+                         metrics=format_metrics(meta.get("metrics", {}), ssim=True),
                          provisional=spec.provisional))
     return rows
 

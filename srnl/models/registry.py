@@ -29,7 +29,7 @@ class Pretrained:
 
 
 PRETRAINED = {p.name: p for p in [
-    Pretrained("x2", "sr", 2, "x2.pt", provisional=True),
+    Pretrained("x2", "sr", 2, "x2.pt"),
     Pretrained("denoise", "denoise", 1, "denoise.pt", provisional=True),
 ]}
 
