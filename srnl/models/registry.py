@@ -30,7 +30,8 @@ class Pretrained:
 
 PRETRAINED = {p.name: p for p in [
     Pretrained("x2", "sr", 2, "x2.pt"),
-    Pretrained("denoise", "denoise", 1, "denoise.pt", provisional=True),
+    Pretrained("x3", "sr", 3, "x3.pt"),
+    Pretrained("denoise", "denoise", 1, "denoise.pt"),
 ]}
 
 
