@@ -31,6 +31,7 @@ class Pretrained:
 PRETRAINED = {p.name: p for p in [
     Pretrained("x2", "sr", 2, "x2.pt"),
     Pretrained("x3", "sr", 3, "x3.pt"),
+    Pretrained("x4", "sr", 4, "x4.pt"),
     Pretrained("denoise", "denoise", 1, "denoise.pt"),
 ]}
 
