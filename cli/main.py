@@ -74,11 +74,22 @@ def _process(inputs, output, suffix, ext, recursive, overwrite, quality, max_pix
              work_for: Callable) -> None:
     """Plan, run (with progress) and summarise; exit 1 if any file failed. Under torchrun each
     process takes a disjoint share of the files and rank 0 prints the combined summary."""
-    from srnl.batch import plan_jobs, run_job
-    from srnl.distributed import gather, init_distributed, shard
+    from srnl.batch import plan_jobs
+    from srnl.distributed import gather, process_group, shard
 
-    d = init_distributed()
-    jobs = shard(plan_jobs(inputs, output, suffix, ext, recursive), d)
+    with process_group() as d:
+        jobs = shard(plan_jobs(inputs, output, suffix, ext, recursive), d)
+        results = gather(_run_share(jobs, d, overwrite, quality, max_pixels, work_for), d)
+        if d.main:
+            _summary(results)
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
+def _run_share(jobs, d, overwrite, quality, max_pixels, work_for: Callable) -> list:
+    """Run this process's jobs with a progress bar (shown on rank 0 only)."""
+    from srnl.batch import run_job
+
     results = []
     with _progress() as progress:
         files = progress.add_task("images", total=len(jobs), visible=d.main)
@@ -95,11 +106,7 @@ def _process(inputs, output, suffix, ext, recursive, overwrite, quality, max_pix
                 console.print(f"[red]error:[/] {result.error}", soft_wrap=True, highlight=False)
             results.append(result)
             progress.advance(files)
-    results = gather(results, d)
-    if d.main:
-        _summary(results)
-    if any(r.error for r in results):
-        raise typer.Exit(1)
+    return results
 
 
 def _summary(results) -> None:

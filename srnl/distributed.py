@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch.distributed as dist
 
@@ -18,14 +20,23 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(backend: str = "gloo") -> Dist:
-    """Join torchrun's process group when WORLD_SIZE says there is one; a single process otherwise."""
+@contextmanager
+def process_group(backend: str = "gloo") -> Iterator[Dist]:
+    """Join torchrun's process group when WORLD_SIZE says there is one (a single process
+    otherwise) and leave it on the way out: a gloo group still alive at interpreter exit can
+    abort the process ("terminate called without an active exception") after its work is done."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return Dist()
-    if not dist.is_initialized():
+        yield Dist()
+        return
+    owner = not dist.is_initialized()
+    if owner:
         dist.init_process_group(backend)
-    return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+    try:
+        yield Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+    finally:
+        if owner:
+            dist.destroy_process_group()
 
 
 def shard(items: list, d: Dist) -> list:

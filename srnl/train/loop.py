@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from ..distributed import Dist, init_distributed
+from ..distributed import Dist, process_group
 from ..atomic import atomic_path
 from ..checkpoint import load_checkpoint, model_payload, save_checkpoint
 from ..errors import SrnlError
@@ -153,7 +153,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
-    d = init_distributed("nccl" if gpu else "gloo")
+    with process_group("nccl" if gpu else "gloo") as d:
+        return _train(cfg, d, resume, progress, echo)
+
+
+def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
     device = _device(cfg, d)
     out = prepare_run_dir(cfg, resume) if d.main else Path(cfg.out)
     task, scale = cfg.model.task, cfg.model.scale
