@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .api import upscale, denoise
-from .infer import DEFAULT_OVERLAP, _spans, auto_tile
+from .infer import DEFAULT_OVERLAP, auto_tile, tile_spans
 from .models.attention import NonLocalAttention
 from .models.catalog import count_flops
 from .models.config import ModelConfig
@@ -142,8 +142,8 @@ def executed_flops(net, h: int, w: int) -> float:
     tile = auto_tile(net, h, w)
     if not tile:
         return count_flops(net, h, w)
-    overlap = min(DEFAULT_OVERLAP, tile // 2)
-    sizes = Counter((th, tw) for _, th in _spans(h, tile, overlap) for _, tw in _spans(w, tile, overlap))
+    rows, cols = tile_spans(h, w, tile, DEFAULT_OVERLAP)
+    sizes = Counter((th, tw) for _, th in rows for _, tw in cols)
     return sum(n * count_flops(net, th, tw) for (th, tw), n in sizes.items())
 
 
@@ -268,31 +268,33 @@ def bench_mechanisms(name: str, side: int, repeats: int) -> list[dict]:
     unfolded = unfolded.eval().to(memory_format=torch.channels_last)
     nchw = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
     threads = torch.get_num_threads()
-    cases = {
-        "all on": _forward_case(net, cl, "inference_mode"),
+    all_on_fn = _forward_case(net, cl, "inference_mode")
+    switched_off = {
         "weight norm not folded": _forward_case(unfolded, cl, "inference_mode"),
         "NCHW instead of channels_last": _forward_case(nchw, x, "inference_mode"),
         "no_grad instead of inference_mode": _forward_case(net, cl, "no_grad"),
         "autograd on (parameters require grad)": _forward_case(
             copy.deepcopy(net).requires_grad_(True), cl, "autograd"),
     }
-    rows = [dict(what=f"{name} {label}", size=f"{side}x{side}", seconds=median_seconds(fn, repeats))
-            for label, fn in cases.items()]
+
+    def row(label: str, seconds: float, against: float | None = None) -> dict:
+        r = dict(what=f"{name} {label}", size=f"{side}x{side}", seconds=seconds)
+        if against is not None:
+            r["slowdown"] = seconds / against
+        return r
+
+    all_on = median_seconds(all_on_fn, repeats)
+    rows = [row("all on", all_on)]
+    rows += [row(label, median_seconds(fn, repeats), all_on) for label, fn in switched_off.items()]
     torch.set_num_threads(1)
-    rows.append(dict(what=f"{name} 1 thread", size=f"{side}x{side}",
-                     seconds=median_seconds(cases["all on"], repeats)))
+    rows.append(row("1 thread", median_seconds(all_on_fn, repeats), all_on))
     torch.set_num_threads(threads)
     # A spawned process keeps glibc's default allocator (`srnl` switches it at start-up).
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        seconds = pool.apply(_default_allocator_seconds, (name, side, repeats, threads))
-    rows.append(dict(what=f"{name} default glibc allocator (whole upscale call)", size=f"{side}x{side}",
-                     seconds=seconds))
-    rows.append(dict(what=f"{name} srnl allocator setting (whole upscale call)", size=f"{side}x{side}",
-                     seconds=median_seconds(build_case(("model", name, side, side)), repeats)))
-    base = rows[0]["seconds"]
-    for row in rows[1:6]:
-        row["slowdown"] = row["seconds"] / base
-    rows[-2]["slowdown"] = rows[-2]["seconds"] / rows[-1]["seconds"]
+        default = pool.apply(_default_allocator_seconds, (name, side, repeats, threads))
+    ours = median_seconds(build_case(("model", name, side, side)), repeats)
+    rows.append(row("default glibc allocator (whole upscale call)", default, ours))
+    rows.append(row("srnl allocator setting (whole upscale call)", ours))
     return rows
 
 

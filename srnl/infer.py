@@ -70,6 +70,12 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(round(i * (length - size) / (n - 1)), size) for i in range(n)]
 
 
+def tile_spans(h: int, w: int, tile: int, overlap: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The tiles `tiled` runs on an h x w input: (start, size) spans down and across."""
+    overlap = min(overlap, tile // 2)
+    return _spans(h, tile, overlap), _spans(w, tile, overlap)
+
+
 def _ramp(length: int, overlap: int, left: bool, right: bool) -> Tensor:
     """Blend weights along one side of a tile. Inside an overlap the outer quarter, where the tile
     edge disturbs the output, gets weight 0; the middle half rises as sin^2, so the two tiles'
@@ -97,7 +103,7 @@ def tiled(fn: Fn, tile: int, overlap: int, scale: int,
 
     def run(x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        ys, xs = _spans(h, tile, overlap), _spans(w, tile, overlap)
+        ys, xs = tile_spans(h, w, tile, overlap)
         out = weight = None
         total, done = len(ys) * len(xs), 0
         for y0, th in ys:
