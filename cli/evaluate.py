@@ -58,9 +58,11 @@ def evaluate(
         "--model", "-m", show_default=False,
         help="Shipped model name, checkpoint file, or a baseline: bicubic (SR), nlm, nlm-auto, "
              "noisy (denoising). Repeatable.")],
-    data: Annotated[list[Path], typer.Option(
-        show_default=False, help="Benchmark folder: plain, EDSR-style (HR/, LR_bicubic/X2/) or "
-                                 "DIV2K (valid split). Repeatable.")],
+    sets: Annotated[Optional[list[Path]], typer.Argument(
+        show_default=False, help="Benchmark folders: plain, EDSR-style (HR/, LR_bicubic/X2/) or "
+                                 "DIV2K (valid split).")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option(
+        show_default=False, help="A benchmark folder, as an option (repeatable).")] = None,
     scale: Annotated[Optional[str], typer.Option(
         "--scale", "-s", help="SR scales, e.g. 2 or 2,3,4 (default: the SR models' scale, else 2).",
         show_default=False)] = None,
@@ -88,9 +90,12 @@ def evaluate(
     from srnl.evaluate import NetOptions, load_method, plan, run_job
     from srnl.report import protocols, write_csv, write_json, write_markdown
 
+    folders = [*(sets or []), *(data or [])]
+    if not folders:
+        raise SrnlError("no benchmark folder: give one or more folders (or --data DIR)")
     device, _ = _setup(device, threads, None)
     methods = [load_method(m, device) for m in model]
-    jobs = plan(methods, data, _numbers(scale, int, "--scale") if scale else None,
+    jobs = plan(methods, folders, _numbers(scale, int, "--scale") if scale else None,
                 _numbers(sigma, float, "--sigma"), clip, limit)
     options = NetOptions(_tile(tile), tile_overlap, self_ensemble)
     records = []

@@ -69,6 +69,17 @@ def test_eval_is_deterministic_and_limit_takes_the_first_images(srnl, folder, mo
     assert [(r["image"], r["images"], r["scale"]) for r in rows] == [("", "1", "3"), ("a", "1", "3")]
 
 
+def test_benchmark_folders_can_be_given_as_arguments(srnl, folder, tmp_path):
+    # The form `srnl eval -m bicubic .../{Set5,Set14}` expands to.
+    other = tmp_path / "Other"
+    other.mkdir()
+    Image.fromarray(smooth_image(32, 32, seed=5)).save(other / "d.png")
+    code, _, err = srnl("eval", "-m", "bicubic", folder, other, "--json", tmp_path / "r.json")
+    assert code == 0, err
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert [(r["dataset"], r["images"]) for r in records] == [("Tiny", 3), ("Other", 1)]
+
+
 def test_clip_is_recorded_and_changes_the_noisy_input(srnl, folder):
     plain, _ = _records(srnl, "-m", "noisy", "--data", folder, "--sigma", "50")
     clipped, _ = _records(srnl, "-m", "noisy", "--data", folder, "--sigma", "50", "--clip")
@@ -152,6 +163,7 @@ def test_compare_writes_panels_of_the_expected_size(srnl, tmp_path, model_file):
 
 @pytest.mark.parametrize("args,message", [
     (["-m", "bicubic", "--data", "{missing}"], "no such folder"),
+    (["-m", "bicubic"], "no benchmark folder"),
     (["-m", "bicubic", "--data", "{empty}"], "no images found"),
     (["-m", "sharpest", "--data", "{folder}"], "unknown model"),
     (["-m", "nlm", "--data", "{folder}", "--sigma", "loud"], "--sigma"),
