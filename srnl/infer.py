@@ -60,7 +60,10 @@ def self_ensembled(fn: Fn) -> Fn:
     return run
 
 
-def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+Spans = list[tuple[int, int]]
+
+
+def _spans(length: int, tile: int, overlap: int) -> Spans:
     """(start, size) of the fewest tiles of at most `tile` pixels overlapping by at least
     `overlap`, all of one size and evenly spread, so no tile is mostly overlap."""
     if length <= tile:
@@ -70,7 +73,7 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(round(i * (length - size) / (n - 1)), size) for i in range(n)]
 
 
-def tile_spans(h: int, w: int, tile: int, overlap: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def tile_spans(h: int, w: int, tile: int, overlap: int) -> tuple[Spans, Spans]:
     """The tiles `tiled` runs on an h x w input: (start, size) spans down and across."""
     overlap = min(overlap, tile // 2)
     return _spans(h, tile, overlap), _spans(w, tile, overlap)
