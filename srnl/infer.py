@@ -73,9 +73,14 @@ def _spans(length: int, tile: int, overlap: int) -> Spans:
     return [(round(i * (length - size) / (n - 1)), size) for i in range(n)]
 
 
+def _usable_overlap(tile: int, overlap: int) -> int:
+    """At most half a tile, so each tile still advances past the one before it."""
+    return min(overlap, tile // 2)
+
+
 def tile_spans(h: int, w: int, tile: int, overlap: int) -> tuple[Spans, Spans]:
     """The tiles `tiled` runs on an h x w input: (start, size) spans down and across."""
-    overlap = min(overlap, tile // 2)
+    overlap = _usable_overlap(tile, overlap)
     return _spans(h, tile, overlap), _spans(w, tile, overlap)
 
 
@@ -102,7 +107,7 @@ def tiled(fn: Fn, tile: int, overlap: int, scale: int,
           on_tile: Callable[[int, int], None] | None = None) -> Fn:
     """Run `fn` on overlapping tiles of `tile` x `tile` input pixels and blend them, so memory is
     bounded by the tile size and the seams vanish into the overlaps."""
-    overlap = min(overlap, tile // 2)
+    overlap = _usable_overlap(tile, overlap)
 
     def run(x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
