@@ -3,24 +3,22 @@ import sys
 
 import pytest
 
-# A 34 MB tensor (a 512x512x32 feature map) made, touched and freed ten times; prints the page
-# faults of the last five rounds (the heap needs a few rounds to hold a free block that fits).
-SCRIPT = """
+ROUNDS = 40
+PAGES = 512 * 512 * 32 * 4 // 4096  # one 512x512x32 float32 feature map, 33.5 MB
+
+# The feature map made, touched and freed ROUNDS times; prints the page faults of all rounds.
+SCRIPT = f"""
 import resource, sys, torch
 from srnl import runtime
 getattr(runtime, sys.argv[1], lambda: None)()
-def faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    torch.ones(512 * 512 * 32)
-before = faults()
-for _ in range(5):
-    torch.ones(512 * 512 * 32)
-print(faults() - before)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range({ROUNDS}):
+    torch.ones({PAGES * 1024})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def later_rounds_faults(setting: str) -> int:
+def faults(setting: str) -> int:
     out = subprocess.run([sys.executable, "-c", SCRIPT, setting], capture_output=True, text=True,
                          check=True)
     return int(out.stdout)
@@ -29,6 +27,8 @@ def later_rounds_faults(setting: str) -> int:
 def test_keep_freed_memory_reuses_pages_that_the_default_faults_in_again():
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc allocator settings")
-    default = later_rounds_faults("default")
-    assert default > 5 * 512 * 512 * 32 * 4 // 4096 // 2  # most pages faulted in every round
-    assert later_rounds_faults("keep_freed_memory") < default / 4
+    assert faults("default") > 0.9 * ROUNDS * PAGES  # every round maps and faults in fresh pages
+    # The heap needs a few rounds before a freed block fits the next map (2 to 7 of 40 rounds
+    # faulted here under load; CI once needed more than 5), depending on where small allocations
+    # land; after that, no round faults.
+    assert faults("keep_freed_memory") < ROUNDS * PAGES / 2
