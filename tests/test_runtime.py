@@ -4,7 +4,8 @@ import sys
 import pytest
 
 ROUNDS = 40
-PAGES = 512 * 512 * 32 * 4 // 4096  # one 512x512x32 float32 feature map, 33.5 MB
+ELEMENTS = 512 * 512 * 32  # one 512x512x32 float32 feature map, 33.5 MB
+PAGES = ELEMENTS * 4 // 4096
 
 # The feature map made, touched and freed ROUNDS times; prints the page faults of all rounds.
 SCRIPT = f"""
@@ -13,7 +14,7 @@ from srnl import runtime
 getattr(runtime, sys.argv[1], lambda: None)()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range({ROUNDS}):
-    torch.ones({PAGES * 1024})
+    torch.ones({ELEMENTS})
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
