@@ -69,6 +69,12 @@ def evaluate(
     sigma: Annotated[str, typer.Option(help="Denoising noise levels, 0-255 units.")] = "15,25,50",
     clip: Annotated[bool, typer.Option(
         help="Clip the noisy input to [0, 255] (the uint8 protocol; default unclipped).")] = False,
+    degradation: Annotated[Optional[str], typer.Option(
+        "--degradation", "-d",
+        help="Make the inputs with these seeded degradations instead of the protocol's, "
+             "comma-separated: bicubic, jpegQ, noiseS, blurS (S in LR pixels), joined by + "
+             "(blur0.5+jpeg75), or a preset (photo). Denoisers then get no sigma.",
+        show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(
         help="Only the first N images of each set.")] = None,
     json_file: Annotated[Optional[Path], typer.Option(
@@ -96,7 +102,8 @@ def evaluate(
     device, _ = _setup(device, threads, None)
     methods = [load_method(m, device) for m in model]
     jobs = plan(methods, folders, _numbers(scale, int, "--scale") if scale else None,
-                _numbers(sigma, float, "--sigma"), clip, limit)
+                _numbers(sigma, float, "--sigma"), clip, limit,
+                [d.strip() for d in degradation.split(",") if d.strip()] if degradation else None)
     options = NetOptions(_tile(tile), tile_overlap, self_ensemble)
     records = []
     with _progress() as progress:

@@ -1,5 +1,5 @@
 """Finding HR (and provided LR) images in the layouts people have: DIV2K, EDSR-style benchmark
-folders, and plain (nested) folders of any format Pillow reads."""
+folders, plain (nested) folders of any format Pillow reads, and list files naming images."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,10 +27,23 @@ def _with_lr(hr_files: list[Path], lr_dir: Path, scale: int | None) -> list[Pair
     return pairs
 
 
+def read_list(path: Path) -> list[Path]:
+    """A .txt file naming one image per line, relative to the file's folder ('#' starts a comment):
+    a split of a folder without copying it."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    files = [path.parent / line for line in lines if line]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SrnlError(f"{path}: {len(missing)} listed images missing, e.g. {missing[0]}")
+    return files
+
+
 def discover(root: str | Path, scale: int | None = None, split: str = "train") -> list[Pair]:
-    """HR images under `root`, with the provided x`scale` LR where the layout has one.
-    `split` picks DIV2K's train or valid half when `root` holds both."""
+    """HR images under `root` (a folder, or a .txt list of images), with the provided x`scale` LR
+    where the layout has one. `split` picks DIV2K's train or valid half when `root` holds both."""
     root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".txt":
+        return [Pair(p) for p in read_list(root)]
     if not root.is_dir():
         raise SrnlError(f"{root}: no such folder")
     div2k_hr = root / f"DIV2K_{split}_HR"

@@ -20,7 +20,7 @@ from skimage.restoration import denoise_nl_means
 
 from .atomic import atomic_path
 from .datasets import Pair, discover, load_rgb, load_sr_pair
-from .degrade import add_noise, bicubic_resize, estimate_noise
+from .degrade import add_noise, apply_plan, bicubic_resize, estimate_noise, modcrop, named_plan
 from .errors import SrnlError
 from .infer import DEFAULT_OVERLAP, auto_tile, restore_image
 from .metrics import quantise, rgb_scores, sr_scores
@@ -70,19 +70,26 @@ def nlm(noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Setting:
-    """One degradation: x`scale` SR, or noise of `sigma` (0-255 units) for denoising."""
+    """One degradation: x`scale` SR, or noise of `sigma` (0-255 units) for denoising; with
+    `degradation` (a `named_plan` spec such as jpeg75 or photo), the input is the clean image
+    through that seeded chain instead of the protocol's bicubic LR or Gaussian noise."""
     task: str
     scale: int = 1
     sigma: float | None = None
     clip: bool = False
+    degradation: str | None = None
 
     @property
     def label(self) -> str:
-        return f"x{self.scale}" if self.task == "sr" else f"σ{self.sigma:g}"
+        base = f"x{self.scale}" if self.task == "sr" else (
+            f"σ{self.sigma:g}" if self.sigma is not None else "")
+        return " ".join(filter(None, [base, self.degradation]))
 
     @property
     def slug(self) -> str:
-        return f"x{self.scale}" if self.task == "sr" else f"sigma{self.sigma:g}"
+        base = f"x{self.scale}" if self.task == "sr" else (
+            f"sigma{self.sigma:g}" if self.sigma is not None else "")
+        return "_".join(filter(None, [base, self.degradation]))
 
     @property
     def shave(self) -> int:
@@ -125,8 +132,10 @@ class Method:
             return nlm(degraded, setting.sigma)
         if self.name == "nlm-auto":
             return nlm(degraded)
-        return run_network(self.net, degraded,
-                           sigma=setting.sigma if setting.task == "denoise" else None,
+        sigma = None
+        if setting.task == "denoise":
+            sigma = setting.sigma if setting.sigma is not None else estimate_noise(degraded)
+        return run_network(self.net, degraded, sigma=sigma,
                            tile=self.tile_for(degraded, options.tile), overlap=options.overlap,
                            self_ensemble=options.self_ensemble)
 
@@ -146,8 +155,16 @@ def scores(output: np.ndarray, clean: np.ndarray, setting: Setting) -> tuple[flo
 
 def load_sample(pair: Pair, setting: Setting, index: int) -> tuple[np.ndarray, np.ndarray]:
     """(clean uint8, degraded input): the LR image for SR (provided or Pillow bicubic), the
-    seeded noisy float image for denoising. `index` seeds the noise."""
-    if setting.task == "sr":
+    seeded noisy float image for denoising, or the setting's degradation chain. `index` seeds
+    the noise and the chain."""
+    if setting.degradation is not None:
+        clean = modcrop(load_rgb(pair.hr), setting.scale)
+        if min(clean.shape[:2]) < setting.scale:
+            raise SrnlError(f"{pair.hr}: too small for x{setting.scale}")
+        plan = named_plan(setting.degradation, (clean.shape[1], clean.shape[0]), setting.scale,
+                          seed=index)
+        degraded = apply_plan(plan, clean)
+    elif setting.task == "sr":
         try:
             clean, degraded = load_sr_pair(pair, setting.scale)
         except ValueError:  # Pillow refuses a zero-sized LR
@@ -162,9 +179,12 @@ def load_sample(pair: Pair, setting: Setting, index: int) -> tuple[np.ndarray, n
 
 
 def settings(methods: list[Method], scales: list[int] | None, sigmas: list[float],
-             clip: bool = False) -> list[tuple[Method, Setting]]:
-    """Every (method, setting) to run: SR methods at each scale (a network only at its own),
-    denoisers at each sigma. Without `scales`, the SR networks' scales, else x2."""
+             clip: bool = False, degradations: list[str | None] | None = None
+             ) -> list[tuple[Method, Setting]]:
+    """Every (method, setting) to run: SR methods at each scale (a network only at its own) and
+    degradation, denoisers at each sigma (or, given degradations, at each of those with the
+    level left to the method). Without `scales`, the SR networks' scales, else x2."""
+    kinds = [None if d == "bicubic" else d for d in degradations or [None]]
     if scales is None:
         scales = sorted({m.net.config.scale for m in methods
                          if m.net is not None and m.task == "sr"}) or [2]
@@ -174,12 +194,14 @@ def settings(methods: list[Method], scales: list[int] | None, sigmas: list[float
         raise SrnlError(f"sigmas must be positive, got {min(sigmas):g}")
     planned = []
     for m in methods:
-        if m.task == "denoise":
+        if m.task == "denoise" and degradations:
+            planned += [(m, Setting("denoise", 1, None, degradation=k)) for k in kinds]
+        elif m.task == "denoise":
             planned += [(m, Setting("denoise", 1, s, clip)) for s in sigmas]
         elif m.net is None:
-            planned += [(m, Setting("sr", s)) for s in scales]
+            planned += [(m, Setting("sr", s, degradation=k)) for s in scales for k in kinds]
         elif m.net.config.scale in scales:
-            planned.append((m, Setting("sr", m.net.config.scale)))
+            planned += [(m, Setting("sr", m.net.config.scale, degradation=k)) for k in kinds]
         else:
             raise SrnlError(f"{m.name} upscales x{m.net.config.scale}, but only "
                             f"{', '.join(f'x{s}' for s in scales)} was asked for")
@@ -209,10 +231,13 @@ def dataset_images(root: str | Path, setting: Setting,
 
 
 def plan(methods: list[Method], roots: list[str | Path], scales: list[int] | None,
-         sigmas: list[float], clip: bool = False, limit: int | None = None) -> list[Job]:
+         sigmas: list[float], clip: bool = False, limit: int | None = None,
+         degradations: list[str] | None = None) -> list[Job]:
     if limit is not None and limit < 1:
         raise SrnlError(f"--limit must be 1 or more, got {limit}")
-    runs = settings(methods, scales, sigmas, clip)
+    for spec in degradations or []:
+        named_plan(spec, (64, 64), 2, seed=0)  # an unknown name fails here, before any work
+    runs = settings(methods, scales, sigmas, clip, degradations)
     jobs = []
     for root in map(Path, roots):
         name = root.resolve().name
@@ -248,6 +273,7 @@ class Record:
     seconds: float
     clip: bool | None  # denoising: noise clipped to [0, 255]
     lr: str | None  # SR: "provided", "pillow-bicubic" or "mixed"
+    degradation: str | None  # the chain that made the input, if not the protocol's
     tile: int  # the largest tile side used, 0 if no image was tiled
     tiled: int  # how many images went through in tiles
     per_image: list[ImageScore] = field(default_factory=list)
@@ -290,7 +316,9 @@ def run_job(job: Job, options: NetOptions = NetOptions(), save_dir: Path | None 
     sr = setting.task == "sr"
     return Record(job.dataset, method.name, setting.task, setting.scale, setting.sigma,
                   mean("psnr"), mean("ssim"), len(per_image), mean("seconds"),
-                  None if sr else setting.clip, _lr_source(job.pairs) if sr else None,
+                  None if sr else setting.clip,
+                  _lr_source(job.pairs) if sr and setting.degradation is None else None,
+                  setting.degradation,
                   max(tiles), sum(t > 0 for t in tiles), per_image)
 
 

@@ -11,7 +11,7 @@ from .atomic import atomic_path
 from .evaluate import Record, Setting, protocol
 
 FIELDS = ["dataset", "method", "task", "scale", "sigma", "psnr", "ssim", "images", "seconds",
-          "clip", "lr", "tile", "tiled"]
+          "clip", "lr", "degradation", "tile", "tiled"]
 
 
 def psnr_text(x: float) -> str:
@@ -23,7 +23,7 @@ def seconds_text(s: float) -> str:
 
 
 def setting_of(r: Record) -> Setting:
-    return Setting(r.task, r.scale, r.sigma, bool(r.clip))
+    return Setting(r.task, r.scale, r.sigma, bool(r.clip), r.degradation)
 
 
 def _finite(x):
@@ -66,8 +66,14 @@ def write_csv(records: list[Record], path: Path, per_image: bool = False) -> Non
 
 def protocols(records: list[Record]) -> list[str]:
     """The protocol line of each task (and noise clipping) present in `records`."""
-    return [protocol(task, clip) + "." for task, clip in
-            dict.fromkeys((r.task, bool(r.clip)) for r in records)]
+    lines = [protocol(task, clip) + "." for task, clip in
+             dict.fromkeys((r.task, bool(r.clip)) for r in records)]
+    chains = list(dict.fromkeys(r.degradation for r in records if r.degradation))
+    if chains:
+        lines.append(f"Degraded inputs ({', '.join(chains)}): the clean image modcropped, then "
+                     "that seeded chain (srnl.degrade.named_plan), seeded by the image's index; "
+                     "every stage rounds and clips to 8 bits.")
+    return lines
 
 
 def markdown_table(records: list[Record]) -> str:

@@ -210,3 +210,17 @@ def test_best_box_finds_where_the_gain_is():
     gain[0:5, 0:5] = -3.0
     assert best_box(gain, side=20) == (30, 10, 20, 20)
     assert best_box(gain, side=100) == (0, 0, 80, 60)  # clipped to the image
+
+
+def test_eval_degradation_classes_are_seeded_labelled_and_checked(srnl, folder):
+    args = ["-m", "bicubic", "--data", folder, "-d", "bicubic,jpeg30,noise10"]
+    records, out = _records(srnl, *args)
+    by = {r["degradation"]: r for r in records}
+    assert set(by) == {None, "jpeg30", "noise10"}
+    assert by[None]["psnr"] > by["jpeg30"]["psnr"] and by[None]["psnr"] > by["noise10"]["psnr"]
+    assert by[None]["lr"] == "pillow-bicubic" and by["jpeg30"]["lr"] is None
+    assert "jpeg30" in out and "seeded" in out
+    again, _ = _records(srnl, *args)
+    assert [r["psnr"] for r in again] == [r["psnr"] for r in records]
+    code, _, err = srnl("eval", "-m", "bicubic", "--data", folder, "-d", "jpg50")
+    assert code == 2 and "unknown degradation" in err

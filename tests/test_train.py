@@ -231,3 +231,15 @@ def test_two_process_torchrun(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["step"] == 6 and ckpt["meta"]["processes"] == 2 and ckpt["meta"]["global_batch"] == 4
+
+
+def test_a_list_file_names_a_split_of_a_folder(tmp_path):
+    root = make_folder(tmp_path / "photos", n=4)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "val.txt").write_text("# held out\n../photos/img1.png\n\n../photos/img3.png  # b\n")
+    assert [p.hr.name for p in discover(lists / "val.txt")] == ["img1.png", "img3.png"]
+    (lists / "bad.txt").write_text("../photos/img9.png\n")
+    with pytest.raises(SrnlError, match="1 listed images missing"):
+        discover(lists / "bad.txt")
+    assert root.is_dir()

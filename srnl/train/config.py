@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from ..degrade import Degradation, load_preset
 from ..errors import SrnlError
 from ..models.config import ModelConfig, unknown_fields
 
@@ -15,6 +16,9 @@ RECIPES_DIR = Path(__file__).parent.parent / "recipes"
 @dataclass(frozen=True)
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
+    # How inputs are made from clean images: a preset of srnl/recipes/degradations.toml, with any
+    # field overridden ([degradation] preset = "photo", jpeg_prob = 0.5).
+    degradation: Degradation = field(default_factory=lambda: load_preset("bicubic"))
     data: tuple[str, ...] = ()
     val: str | None = None
     val_holdout: int = 0          # take this many training images out as the validation set
@@ -25,6 +29,9 @@ class TrainConfig:
     steps: int = 2000
     batch: int = 16               # per process; the global batch is batch x processes
     patch: int = 48               # LR patch side (denoising: the patch side)
+    # Which image a patch comes from: every image equally likely ("image"), or in proportion to
+    # its pixel count ("area"), so a 12 MP photo gives more patches than a 0.15 MP one.
+    sampling: str = "image"
     lr: float = 1e-3
     schedule: str = "cosine"      # cosine (with warm-up) or multistep
     warmup: int = 100
@@ -50,6 +57,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.schedule not in ("cosine", "multistep"):
             raise SrnlError(f"schedule must be cosine or multistep, got {self.schedule!r}")
+        if self.sampling not in ("image", "area"):
+            raise SrnlError(f"sampling must be image or area, got {self.sampling!r}")
         if self.loss not in ("l1", "charbonnier"):
             raise SrnlError(f"loss must be l1 or charbonnier, got {self.loss!r}")
         if self.steps < 1 or self.batch < 1 or self.patch < 8:
@@ -58,6 +67,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["model"] = self.model.to_dict()
+        d["degradation"] = self.degradation.to_dict()
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()
                 if v is not None}
 
@@ -77,6 +87,8 @@ class TrainConfig:
             except (TypeError, ValueError) as e:
                 raise SrnlError(f"bad model options: {e}") from None
             changes["model"] = model
+        if "degradation" in changes:
+            changes["degradation"] = Degradation.from_dict(changes["degradation"])
         for key in ("data", "milestones"):
             if key in changes:
                 value = changes[key]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..datasets import Pair, discover, load_rgb, load_sr_pair
+from ..degrade import Degradation, degrade, modcrop
 from ..errors import SrnlError
 
 log = logging.getLogger("srnl.train")
@@ -20,7 +21,7 @@ log = logging.getLogger("srnl.train")
 @dataclass
 class ImageSet:
     hr: list[np.ndarray]
-    lr: list[np.ndarray]     # SR: aligned LR of each HR; denoising: empty
+    lr: list[np.ndarray]     # SR: aligned LR of each HR; empty where inputs are made per patch
     names: list[str]
     skipped: list[str]       # unreadable files
 
@@ -46,15 +47,24 @@ def gather_pairs(roots, scale: int | None, split: str = "train") -> list[Pair]:
     return pairs
 
 
+def seeded_degrade(hr: np.ndarray, scale: int, degradation: Degradation, *seed: int) -> np.ndarray:
+    return degrade(hr, scale, degradation, np.random.default_rng(list(seed)))
+
+
 def load_images(pairs: list[Pair], task: str, scale: int, min_side: int,
-                cache_dir: str | None = None) -> ImageSet:
-    """Decode every image once. Unreadable files are skipped and listed; images too small for a
-    patch are dropped; no usable image at all is an error."""
+                cache_dir: str | None = None, fixed: Degradation | None = None) -> ImageSet:
+    """Decode every image once. SR keeps the provided or bicubic LR beside each HR; with `fixed`
+    (validation) every image's input is made once by that degradation, seeded by its index.
+    Unreadable files are skipped and listed; images too small for a patch are dropped; no usable
+    image at all is an error."""
     cache = Path(cache_dir) if cache_dir else None
     images = ImageSet([], [], [], [])
-    for pair in pairs:
+    for index, pair in enumerate(pairs):
         try:
-            if task == "sr":
+            if fixed is not None:
+                hr = modcrop(load_rgb(pair.hr), scale)
+                lr = seeded_degrade(hr, scale, fixed, index)
+            elif task == "sr":
                 hr, lr = load_sr_pair(pair, scale)
                 lr = _cached(pair.hr, cache, f"lr{scale}", lambda: lr)
                 hr = _cached(pair.hr, cache, f"hr{scale}", lambda: hr)
@@ -67,7 +77,7 @@ def load_images(pairs: list[Pair], task: str, scale: int, min_side: int,
         if min(hr.shape[:2]) < min_side:
             continue
         images.hr.append(hr)
-        if task == "sr":
+        if task == "sr" or fixed is not None:
             images.lr.append(lr)
         images.names.append(str(pair.hr))
     if not images.hr:
@@ -99,14 +109,25 @@ def _augment(patch: np.ndarray, code: int) -> np.ndarray:
 
 
 class PatchBatches(torch.utils.data.Dataset):
-    """Item t is the whole batch of step t: (input, target, sigma) float tensors in [0, 1]."""
+    """Item t is the whole batch of step t: (input, target, sigma) float tensors in [0, 1]. With a
+    `degradation`, each input is made from its clean patch by that chain, drawn from the same
+    (seed, rank, t) as the crops."""
 
     def __init__(self, images: ImageSet, task: str, scale: int, patch: int, batch: int,
                  seed: int, rank: int = 0, sigma_range: tuple[float, float] = (0.0, 55.0),
-                 steps: int = 10**9):
+                 steps: int = 10**9, degradation: Degradation | None = None,
+                 by_area: bool = False):
         self.images, self.task, self.scale = images, task, scale
         self.patch, self.batch, self.seed, self.rank = patch, batch, seed, rank
-        self.sigma_range, self.steps = sigma_range, steps
+        self.sigma_range, self.steps, self.degradation = sigma_range, steps, degradation
+        areas = [hr.shape[0] * hr.shape[1] for hr in images.hr]
+        self.cumulative = np.cumsum(areas) / sum(areas) if by_area else None
+
+    def _image(self, draw: int) -> int:
+        """The image a uniform integer draw in [0, 2^31 - 1) picks."""
+        if self.cumulative is None:
+            return draw % len(self.images.hr)
+        return int(np.searchsorted(self.cumulative, draw / (2**31 - 1), side="right"))
 
     def __len__(self) -> int:
         return self.steps
@@ -118,15 +139,19 @@ class PatchBatches(torch.utils.data.Dataset):
         inputs, targets = [], []
         p, s = self.patch, self.scale
         for i, y, x, code in zip(which, ys, xs, codes):
-            hr = self.images.hr[i % len(self.images.hr)]
-            if self.task == "sr":
-                lr = self.images.lr[i % len(self.images.lr)]
+            i = self._image(i)
+            hr = self.images.hr[i]
+            if self.degradation is not None or self.task != "sr":
+                y, x = y % (hr.shape[0] - p * s + 1), x % (hr.shape[1] - p * s + 1)
+                targets.append(_augment(hr[y:y + p * s, x:x + p * s], code % 8))
+            else:
+                lr = self.images.lr[i]
                 y, x = y % (lr.shape[0] - p + 1), x % (lr.shape[1] - p + 1)
                 inputs.append(_augment(lr[y:y + p, x:x + p], code % 8))
                 targets.append(_augment(hr[y * s:(y + p) * s, x * s:(x + p) * s], code % 8))
-            else:
-                y, x = y % (hr.shape[0] - p + 1), x % (hr.shape[1] - p + 1)
-                targets.append(_augment(hr[y:y + p, x:x + p], code % 8))
+        if self.degradation is not None:
+            rng = np.random.default_rng([self.seed, self.rank, step])
+            inputs = [degrade(np.ascontiguousarray(t), s, self.degradation, rng) for t in targets]
         target = _to_tensor(targets)
         if self.task == "sr":
             return _to_tensor(inputs), target, torch.zeros(self.batch)

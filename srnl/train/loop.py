@@ -165,11 +165,13 @@ def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
     pairs = gather_pairs(cfg.data, split_scale)
     pairs, held = split_holdout(pairs, cfg.val_holdout)
     min_side = cfg.patch * scale
+    # The protocol's bicubic LR is made once per image; any other degradation per patch and step.
+    per_patch = None if cfg.degradation.is_bicubic else cfg.degradation
     images = load_images(pairs, task, scale, min_side, cfg.cache_dir)
     val_pairs = gather_pairs([cfg.val], split_scale, "valid") if cfg.val else held
     if cfg.val_limit:
         val_pairs = val_pairs[: cfg.val_limit]
-    val = load_images(val_pairs, task, scale, 1) if val_pairs else None
+    val = load_images(val_pairs, task, scale, 1, fixed=per_patch) if val_pairs else None
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -193,7 +195,8 @@ def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
         net = torch.compile(net)
 
     batches = PatchBatches(images, task, scale, cfg.patch, cfg.batch, cfg.seed, d.rank,
-                           (cfg.sigma_min, cfg.sigma_max), cfg.steps)
+                           (cfg.sigma_min, cfg.sigma_max), cfg.steps, per_patch,
+                           by_area=cfg.sampling == "area")
     loader = torch.utils.data.DataLoader(batches, batch_size=None,
                                          sampler=range(run.step, cfg.steps),
                                          num_workers=cfg.workers,
