@@ -134,7 +134,9 @@ class Method:
             return nlm(degraded)
         sigma = None
         if setting.task == "denoise":
-            sigma = setting.sigma if setting.sigma is not None else estimate_noise(degraded)
+            sigma = setting.sigma
+            if sigma is None and not self.net.config.blind:
+                sigma = estimate_noise(degraded)
         return run_network(self.net, degraded, sigma=sigma,
                            tile=self.tile_for(degraded, options.tile), overlap=options.overlap,
                            self_ensemble=options.self_ensemble)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import SrnlError
 from .models.network import RestorationNet
 
 Fn = Callable[[Tensor], Tensor]
@@ -155,12 +156,17 @@ def auto_tile(model: RestorationNet, h: int, w: int, budget: float = DEFAULT_MEM
 def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = None,
                   **options) -> np.ndarray:
     """(H, W, 3) float in [0, 1] -> the network's (sH, sW, 3) float32 output, unclamped.
-    sigma (denoiser): noise std in 0-255 units, relative to full scale."""
+    sigma (denoiser): noise std in 0-255 units, relative to full scale; None lets a blind
+    denoiser estimate it."""
     device = next(model.parameters()).device
     # HWC -> NCHW as a view: already channels_last, no copy.
     x = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None].to(device)
     if model.config.task == "denoise":
-        x = torch.cat([x, torch.full_like(x[:, :1], sigma / 255.0)], 1)
+        if sigma is None and not model.config.blind:
+            raise ValueError("this denoiser needs sigma: it is not blind")
+        # NaN marks "estimate it": it rides through padding, flips and tiles like the image.
+        level = math.nan if sigma is None else sigma / 255.0
+        x = torch.cat([x, torch.full_like(x[:, :1], level)], 1)
     return restore(model, x, **options)[0].permute(1, 2, 0).float().cpu().numpy()
 
 
@@ -171,6 +177,8 @@ def restore(model: RestorationNet, x: Tensor, *, tile: int | str = "auto",
             on_tile: Callable[[int, int], None] | None = None) -> Tensor:
     """x: (B, C, H, W) in [0, 1] (denoiser: the noise map appended as a last channel).
     Returns the unclamped network output."""
+    if overlap < 0:
+        raise SrnlError(f"the tile overlap must be 0 or more, got {overlap}")
     if tile == "auto":
         tile = auto_tile(model, *x.shape[-2:], memory_budget)
     scale = model.config.scale

@@ -173,3 +173,48 @@ def test_degraded_training_batches_depend_only_on_seed_rank_and_step():
     assert not torch.equal(first[0], batches[6][0])
     # Inputs are 8-bit images, as every file is.
     assert torch.equal(first[0] * 255, (first[0] * 255).round())
+
+
+def test_camera_pipeline_noise_is_signal_dependent_correlated_and_leaves_the_image():
+    from srnl.degrade.camera import CameraPipeline, demosaic, bayer_masks
+
+    ramp = np.repeat(np.linspace(20, 235, 256)[None, :, None], 256, 0).repeat(3, 2)
+    img = ramp.astype(np.uint8)
+    cam = CameraPipeline(shot=3e-3, read=1e-6, red_gain=2.0, blue_gain=1.7, detail=0.0, seed=1)
+    noise = cam(img).astype(np.float64) - img
+    assert abs(noise.mean()) < 0.5
+    # Shot noise grows with the signal in linear light (gamma then flattens it in sRGB).
+    linear = lambda a: (a.astype(np.float64) / 255) ** 2.2
+    lin_noise = linear(cam(img)) - linear(img)
+    assert lin_noise[:, 200:240].std() > 3 * lin_noise[:, 20:60].std()
+    g = noise[..., 1]
+    assert np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1] > 0.3  # demosaicing spreads it
+    assert np.array_equal(cam(img), cam(img))
+    silent = CameraPipeline(shot=0.0, read=0.0, red_gain=2.0, blue_gain=1.7, detail=0.5, seed=1)
+    assert np.abs(silent(img).astype(int) - img).max() <= 1  # no noise: the image is untouched
+    flat_raw = np.full((8, 8), 0.25, np.float32)
+    assert np.allclose(demosaic(flat_raw), 0.25, atol=1e-6)
+    assert bayer_masks(4, 4).sum(0).min() == 1
+
+
+def test_known_sigma_names_the_level_only_where_the_damage_has_one():
+    from srnl.degrade import known_sigma
+
+    assert known_sigma([Resize((8, 8))]) == 0.0
+    assert known_sigma([Resize((8, 8)), GaussianNoise(12.0, False, 0)]) == 12.0
+    assert known_sigma([GaussianNoise(12.0, True, 0)]) is None
+    assert known_sigma([GaussianNoise(12.0, False, 0), Jpeg(80)]) is None
+    assert known_sigma([Jpeg(40)]) is None
+
+
+def test_blind_denoising_batches_give_a_level_where_one_exists_and_nan_elsewhere():
+    hr = [smooth_image(64, 64, seed=i) for i in range(2)]
+    images = ImageSet(hr, [], ["a", "b"], [])
+    batches = PatchBatches(images, "denoise", 1, 32, 64, seed=0, degradation=load_preset("real-noise"))
+    noisy, clean, sigma = batches[3]
+    known = ~torch.isnan(sigma)
+    assert 0 < known.sum() < 64
+    residual = (noisy - clean)[known].flatten(1).std(1)
+    clipped = (noisy[known] == 0).any() | (noisy[known] == 1).any()
+    assert torch.allclose(residual, sigma[known], atol=0.012 if not clipped else 0.05)
+    assert all(torch.equal(a.nan_to_num(-1), b.nan_to_num(-1)) for a, b in zip(batches[3], batches[3]))

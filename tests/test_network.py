@@ -90,3 +90,37 @@ def test_config_round_trips_through_a_dict():
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError):
         ModelConfig.from_dict({**cfg.to_dict(), "colour": 1})
+
+
+def test_blind_denoiser_estimates_the_level_only_where_none_is_given():
+    model = tiny_model(task="denoise", scale=1, blind=True).eval()
+    x = torch.rand(2, 3, 12, 16)
+    level = model.estimate_level(x)
+    assert level.shape == (2, 1, 12, 16) and (level > 0).all()
+    blind = model(x)
+    assert torch.allclose(blind, model(x, level), atol=1e-6)
+    mixed = model(x, torch.tensor([0.2, float("nan")]))
+    assert torch.allclose(mixed[0], model(x, 0.2)[0], atol=1e-6)
+    assert torch.allclose(mixed[1], blind[1], atol=1e-6)
+    out, returned = model(x, 0.2, return_level=True)
+    assert torch.equal(returned, level) and torch.allclose(out, model(x, 0.2))
+    with pytest.raises(ValueError, match="needs the noise level"):
+        tiny_model(task="denoise", scale=1)(x)
+    with pytest.raises(ValueError, match="only a denoiser"):
+        tiny_config(blind=True)
+
+
+def test_blind_inference_goes_through_padding_tiles_and_ensemble():
+    from srnl.infer import restore_image
+
+    model = tiny_model(task="denoise", scale=1, blind=True).eval()
+    rgb = torch.rand(37, 45, 3).numpy()
+    whole = restore_image(model, rgb, None, tile=0)
+    assert whole.shape == rgb.shape and not torch.isnan(torch.from_numpy(whole)).any()
+    tiled = restore_image(model, rgb, None, tile=32, overlap=8)
+    # Each tile estimates its own level and attends within itself: close, not equal.
+    assert not torch.isnan(torch.from_numpy(tiled)).any()
+    assert abs(tiled - whole).mean() < 0.1 * abs(whole).mean()
+    assert restore_image(model, rgb, None, tile=0, self_ensemble=True).shape == rgb.shape
+    with pytest.raises(ValueError, match="not blind"):
+        restore_image(tiny_model(task="denoise", scale=1), rgb, None)

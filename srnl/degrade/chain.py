@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import SrnlError
+from .camera import draw_camera
 
 PRESETS_FILE = Path(__file__).parent.parent / "recipes" / "degradations.toml"
 RESAMPLING = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "area": Image.BOX,
@@ -31,7 +32,7 @@ YCBCR_TO_RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1
 
 Range = tuple[float, float]
 # The stages a `Degradation` may draw, each with its `<stage>_prob`.
-STAGES = ("blur", "jitter", "noise", "poisson", "camera", "jpeg", "second")
+STAGES = ("blur", "jitter", "noise", "poisson", "camera", "isp", "jpeg", "second")
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,14 @@ class Degradation:
     camera_sigma: Range = (1.0, 8.0)  # its luma std
     camera_chroma: Range = (1.0, 2.0)  # chroma std relative to luma
     camera_width: Range = (0.4, 1.2)  # correlation width
+    isp_prob: float = 0.0            # shot and read noise through a camera pipeline (camera.py)
+    isp_shot: Range = (1e-4, 1e-2)   # its shot-noise variance per unit signal, log-uniform
     jpeg_prob: float = 0.0
     jpeg_quality: tuple[int, int] = (30, 95)
     second_prob: float = 0.0         # a second pass of blur, noise and JPEG at LR size
+    # Denoising only: this share of inputs gets the benchmark's unclipped float Gaussian noise
+    # instead of the chain, with sigma from the training sigma range.
+    awgn_prob: float = 0.0
 
     def __post_init__(self):
         unknown = sorted(set(self.resize) - set(RESAMPLING))
@@ -245,6 +251,9 @@ def _draw_noise_and_file(d: Degradation, rng: np.random.Generator) -> Plan:
     if rng.random() < d.camera_prob:
         plan.append(CameraNoise(rng.uniform(*d.camera_sigma), rng.uniform(*d.camera_chroma),
                                 rng.uniform(*d.camera_width), _seed(rng)))
+    # Drawn only where enabled, so presets without it keep their sequence of draws.
+    if d.isp_prob and rng.random() < d.isp_prob:
+        plan.append(draw_camera(rng, d.isp_shot))
     if rng.random() < d.jpeg_prob:
         plan.append(Jpeg(int(rng.integers(d.jpeg_quality[0], d.jpeg_quality[1] + 1))))
     return plan
@@ -270,6 +279,17 @@ def draw_plan(d: Degradation, hr_size: tuple[int, int], scale: int,
             plan.append(_draw_blur(d, 1, rng))
         plan += _draw_noise_and_file(d, rng)
     return plan
+
+
+def known_sigma(plan: Plan) -> float | None:
+    """The noise level a plan leaves, where it is one: 0 for no damage, the std of white colour
+    Gaussian noise that is the only damage; None for everything else (JPEG, camera noise...)."""
+    damage = [s for s in plan if not isinstance(s, Resize)]
+    if not damage:
+        return 0.0
+    if len(damage) == 1 and isinstance(damage[0], GaussianNoise) and not damage[0].grey:
+        return damage[0].sigma
+    return None
 
 
 def degrade(hr: np.ndarray, scale: int, d: Degradation, rng: np.random.Generator) -> np.ndarray:

@@ -33,6 +33,9 @@ class ModelConfig:
     x4_two_stages: bool = True
     # The denoiser runs its body on pixel-unshuffled input, at half resolution.
     denoise_unshuffle: int = 2
+    # A blind denoiser carries a noise-level estimator and fills in the level where none is given.
+    blind: bool = False
+    estimator_features: int = 24
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -41,6 +44,8 @@ class ModelConfig:
             raise ValueError(f"super-resolution scale must be 2, 3 or 4, got {self.scale}")
         if self.task == "denoise" and self.scale != 1:
             raise ValueError("a denoiser has scale 1")
+        if self.blind and self.task != "denoise":
+            raise ValueError("only a denoiser can be blind")
         bad = [i for i in self.nonlocal_after if not 0 <= i < self.blocks]
         if bad:
             raise ValueError(f"non-local positions {bad} are outside blocks 0..{self.blocks - 1}")

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from .attention import NonLocalAttention
 from .config import ModelConfig
+from .estimator import NoiseLevelEstimator
 from .layers import wn_conv
 
 
@@ -36,7 +37,9 @@ class RestorationNet(nn.Module):
     """Super-resolution (`task="sr"`): forward(x) with x in [0, 1], (B, C, H, W) -> (B, C, sH, sW).
     Denoising (`task="denoise"`): forward(x, sigma) with sigma in [0, 1] units (noise std / 255 for
     8-bit images), a scalar, a (B,) tensor or a (B, 1, H, W) noise-level map; returns the clean
-    estimate. H and W must be multiples of `config.pad_multiple`."""
+    estimate. A blind denoiser (`config.blind`) estimates the level where sigma is None or NaN;
+    `return_level=True` also returns its estimated map. H and W must be multiples of
+    `config.pad_multiple`."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -60,23 +63,37 @@ class RestorationNet(nn.Module):
                                       wn_conv(up, c))
         else:
             self.tail = wn_conv(f, c * u2)
+        self.estimator = (NoiseLevelEstimator(c, config.estimator_features) if config.blind
+                          else None)
 
-    def forward(self, x: Tensor, sigma: Tensor | float | None = None) -> Tensor:
+    def forward(self, x: Tensor, sigma: Tensor | float | None = None,
+                return_level: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         if self.config.task == "denoise":
-            return self._denoise(x, sigma)
+            return self._denoise(x, sigma, return_level)
         feat = self.head(x - 0.5)
         out = self.tail(feat + self.body(feat))
         skip = F.interpolate(x, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
         return out + skip
 
-    def _denoise(self, x: Tensor, sigma: Tensor | float | None) -> Tensor:
-        if sigma is None:
+    def _denoise(self, x: Tensor, sigma: Tensor | float | None,
+                 return_level: bool) -> Tensor | tuple[Tensor, Tensor]:
+        if sigma is None and self.estimator is None:
             raise ValueError("a denoiser needs the noise level sigma")
-        noise_map = noise_level_map(sigma, x)
+        noise_map = noise_level_map(float("nan") if sigma is None else sigma, x)
+        level = None
+        if self.estimator is not None and (return_level or bool(torch.isnan(noise_map).any())):
+            level = self.estimator(x)
+            noise_map = torch.where(torch.isnan(noise_map), level, noise_map)
         inp = F.pixel_unshuffle(torch.cat([x - 0.5, noise_map], 1), self.unshuffle)
         feat = self.head(inp)
-        noise = F.pixel_shuffle(self.tail(feat + self.body(feat)), self.unshuffle)
-        return x - noise
+        clean = x - F.pixel_shuffle(self.tail(feat + self.body(feat)), self.unshuffle)
+        return (clean, level) if return_level else clean
+
+    def estimate_level(self, x: Tensor) -> Tensor:
+        """A blind denoiser's noise-level map of x, (B, 1, H, W) in [0, 1] units."""
+        if self.estimator is None:
+            raise ValueError("this denoiser is not blind: it has no noise-level estimator")
+        return self.estimator(x)
 
 
 def noise_level_map(sigma: Tensor | float, like: Tensor) -> Tensor:

@@ -39,6 +39,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.5
     loss: str = "l1"              # l1 or charbonnier
+    level_weight: float = 1.0     # blind denoiser: weight of its noise-level estimate's L1 loss
     ema: float = 0.0              # EMA decay of the weights (0: off)
     seed: int = 0
     workers: int = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from ..datasets import Pair, discover, load_rgb, load_sr_pair
-from ..degrade import Degradation, degrade, modcrop
+from ..degrade import Degradation, apply_plan, degrade, draw_plan, known_sigma, modcrop
 from ..errors import SrnlError
 
 log = logging.getLogger("srnl.train")
@@ -149,16 +150,36 @@ class PatchBatches(torch.utils.data.Dataset):
                 y, x = y % (lr.shape[0] - p + 1), x % (lr.shape[1] - p + 1)
                 inputs.append(_augment(lr[y:y + p, x:x + p], code % 8))
                 targets.append(_augment(hr[y * s:(y + p) * s, x * s:(x + p) * s], code % 8))
+        target = _to_tensor(targets)
+        if self.task == "denoise" and self.degradation is not None:
+            return self._blind_batch(targets, target, step)
         if self.degradation is not None:
             rng = np.random.default_rng([self.seed, self.rank, step])
             inputs = [degrade(np.ascontiguousarray(t), s, self.degradation, rng) for t in targets]
-        target = _to_tensor(targets)
         if self.task == "sr":
             return _to_tensor(inputs), target, torch.zeros(self.batch)
         lo, hi = self.sigma_range
         sigma = (lo + (hi - lo) * torch.rand(self.batch, generator=g)) / 255.0
         noise = torch.randn(target.shape, generator=g) * sigma[:, None, None, None]
         return target + noise, target, sigma
+
+    def _blind_batch(self, targets: list[np.ndarray], target: torch.Tensor, step: int):
+        """Denoising through the chain: sigma is the level where the damage has one (clean, white
+        Gaussian noise, the benchmark's unclipped noise) and NaN where it has none (JPEG, camera
+        noise), which a blind denoiser estimates itself."""
+        rng = np.random.default_rng([self.seed, self.rank, step])
+        lo, hi = self.sigma_range
+        inputs, sigmas = [], []
+        for t in targets:
+            if rng.random() < self.degradation.awgn_prob:
+                sigma = rng.uniform(lo, hi)
+                inputs.append(t + rng.standard_normal(t.shape) * sigma)
+            else:
+                plan = draw_plan(self.degradation, (t.shape[1], t.shape[0]), 1, rng)
+                inputs.append(apply_plan(plan, np.ascontiguousarray(t)))
+                sigma = known_sigma(plan)
+            sigmas.append(math.nan if sigma is None else sigma / 255.0)
+        return _to_tensor(inputs), target, torch.tensor(sigmas, dtype=torch.float32)
 
 
 def _to_tensor(patches: list[np.ndarray]) -> torch.Tensor:

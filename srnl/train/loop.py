@@ -16,7 +16,8 @@ from ..distributed import Dist, process_group
 from ..atomic import atomic_path
 from ..checkpoint import load_checkpoint, model_payload, save_checkpoint
 from ..errors import SrnlError
-from ..evaluate import score_denoise, score_sr
+from ..evaluate import run_network, score_denoise, score_sr
+from ..metrics import rgb_scores
 from ..models.network import RestorationNet, build_model
 from .config import TrainConfig, to_toml
 from .data import ImageSet, PatchBatches, gather_pairs, load_images, split_holdout
@@ -47,6 +48,15 @@ def _loss(cfg: TrainConfig, out: torch.Tensor, target: torch.Tensor) -> torch.Te
     return F.l1_loss(out, target)
 
 
+def _level_loss(level: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """L1 between the estimated map's mean and the true level, where the input has one (NaN: none,
+    the estimator learns those through the image loss alone)."""
+    known = ~torch.isnan(sigma)
+    if not known.any():
+        return level.sum() * 0  # keeps the estimator in the graph for DistributedDataParallel
+    return (level.mean((1, 2, 3))[known] - sigma[known]).abs().mean()
+
+
 def _init_weights(model: RestorationNet, source: str) -> int:
     """Copy every tensor whose name and shape match (x3/x4 from x2: the upsampler differs)."""
     from ..models.registry import resolve_model_path
@@ -60,13 +70,16 @@ def _init_weights(model: RestorationNet, source: str) -> int:
 
 
 def validate(model: RestorationNet, cfg: TrainConfig, val: ImageSet) -> float:
-    """Mean PSNR on the validation set: Y with shave = scale for SR, RGB at val_sigma for denoising."""
+    """Mean PSNR on the validation set: Y with shave = scale for SR; RGB for denoising, at val_sigma
+    or, for inputs made by a degradation chain, blind."""
     was_training = model.training
     model.eval()
     scores = []
     for i, hr in enumerate(val.hr):
         if cfg.model.task == "sr":
             scores.append(score_sr(model, hr, val.lr[i])[0])
+        elif val.lr:  # degraded by the chain: the blind mode, no level given
+            scores.append(rgb_scores(run_network(model, val.lr[i]), hr)[0])
         else:
             scores.append(score_denoise(model, hr, cfg.val_sigma, i)[0])
     model.train(was_training)
@@ -217,8 +230,13 @@ def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
         inputs = inputs.to(device, memory_format=memory_format, non_blocking=True)
         target = target.to(device, memory_format=memory_format, non_blocking=True)
         with torch.autocast("cuda", torch.bfloat16, enabled=use_bf16):
-            output = net(inputs, sigma.to(device)) if task == "denoise" else net(inputs)
-            loss = _loss(cfg, output.float(), target)
+            if cfg.model.blind:
+                output, level = net(inputs, sigma.to(device), return_level=True)
+                loss = _loss(cfg, output.float(), target) + cfg.level_weight * _level_loss(
+                    level.float(), sigma.to(device))
+            else:
+                output = net(inputs, sigma.to(device)) if task == "denoise" else net(inputs)
+                loss = _loss(cfg, output.float(), target)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
