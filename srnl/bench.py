@@ -258,7 +258,7 @@ def _default_allocator_seconds(name: str, side: int, repeats: int, threads: int)
 def bench_mechanisms(name: str, side: int, repeats: int) -> list[dict]:
     """What each inference mechanism is worth: the same network and input with one of them
     switched off. The first row is everything on (the network's bare forward pass)."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .models.checkpoint import load_checkpoint, model_from_checkpoint
     from .models.registry import resolve_model_path
 
     net = shared_model(name)

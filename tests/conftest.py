@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from srnl.checkpoint import model_payload, save_checkpoint
+from srnl.models.checkpoint import model_payload, save_checkpoint
 from srnl.models.config import ModelConfig
 from srnl.models.network import build_model
 

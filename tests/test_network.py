@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from conftest import tiny_config, tiny_model
-from srnl.checkpoint import load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
+from srnl.models.checkpoint import load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
 from srnl.models.config import ModelConfig
 from srnl.models.layers import fold_weight_norm
 from srnl.models.network import build_model

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import smooth_image
-from srnl.checkpoint import load_checkpoint
+from srnl.models.checkpoint import load_checkpoint
 from srnl.datasets import discover, load_sr_pair
 from srnl.errors import SrnlError
 from srnl.train.config import TrainConfig, load_toml, to_toml

@@ -52,12 +52,10 @@ def describe_shipped() -> list[dict]:
     rows = []
     for spec in PRETRAINED.values():
         model = load_model(spec.name)
-        meta = model.meta
+        card = model.card
         rows.append(dict(name=spec.name, task=spec.task, scale=spec.scale,
                          params=count_params(model), flops_per_pixel=flops_per_pixel(model),
-                         data=meta.get("data", "-"), steps=meta.get("steps", "?"),
-                         headline=format_metrics(meta.get("metrics", {}), limit=3),
-                         metrics=format_metrics(meta.get("metrics", {}), ssim=True),
-                         provisional=spec.provisional))
+                         data=card.data, steps=card.steps if card.steps is not None else "?",
+                         headline=format_metrics(card.metrics, limit=3),
+                         metrics=format_metrics(card.metrics, ssim=True)))
     return rows
-

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..errors import SrnlError
+from .card import ModelCard
+from .checkpoint import inference_weights, load_checkpoint, model_from_checkpoint
 from .layers import fold_weight_norm
 from .network import RestorationNet
 
@@ -21,7 +22,6 @@ class Pretrained:
     task: str
     scale: int
     file: str
-    provisional: bool = False
 
     @property
     def path(self) -> Path:
@@ -55,12 +55,17 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 
 def load_model(name_or_path: str | Path, device: str = "cpu") -> RestorationNet:
-    """A shipped name or a checkpoint file -> an inference-ready network: eval mode, no grad,
-    weight norm folded into plain weights. `model.meta` holds the file's metadata."""
+    """A shipped name ("x2", "x3", "x4", "denoise") or a checkpoint file -> an inference-ready
+    torch.nn.Module: eval mode, no grad, weight norm folded into plain weights, channels_last, on
+    `device`. `model.card` holds what the file says about itself (a ModelCard), `model.config` its ModelConfig.
+
+    Call it on a (B, 3, H, W) float tensor in [0, 1]: an SR network returns (B, 3, sH, sW); a
+    denoiser is called as `net(x, sigma)` with sigma in [0, 1] units (a float or a (B, 1, H, W)
+    noise map: 25 / 255 for sigma 25), unlike `srnl.denoise`, which takes 0-255 units. Outputs
+    are not clamped. Raises SrnlError for an unknown name or an unreadable file."""
     ckpt = load_checkpoint(resolve_model_path(name_or_path))
-    weights = "ema" if ckpt.get("ema") is not None else "model"
-    model = fold_weight_norm(model_from_checkpoint(ckpt, weights))
-    model.meta = ckpt.get("meta", {})
+    model = fold_weight_norm(model_from_checkpoint(ckpt, inference_weights(ckpt)))
+    model.card = ModelCard.from_dict(ckpt.get("meta"))
     return model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
 
 

@@ -5,6 +5,7 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,11 +15,13 @@ from torch.optim.swa_utils import AveragedModel
 
 from ..distributed import Dist, process_group
 from ..atomic import atomic_path
-from ..checkpoint import load_checkpoint, model_payload, save_checkpoint
+from ..models.checkpoint import (inference_weights, load_checkpoint, model_payload,
+                                 save_checkpoint)
 from ..errors import SrnlError
 from ..evaluate import run_network, score_denoise, score_sr
 from ..metrics import rgb_scores
 from ..models.network import RestorationNet, build_model
+from ..degrade import Degradation
 from .config import TrainConfig, to_toml
 from .data import ImageSet, PatchBatches, gather_pairs, load_images, split_holdout
 from .plot import plot_curves
@@ -62,7 +65,7 @@ def _init_weights(model: RestorationNet, source: str) -> int:
     from ..models.registry import resolve_model_path
 
     ckpt = load_checkpoint(resolve_model_path(source))
-    theirs = ckpt.get("ema") or ckpt["model"]
+    theirs = ckpt[inference_weights(ckpt)]
     ours = model.state_dict()
     matched = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)
@@ -148,7 +151,7 @@ def _meta(cfg: TrainConfig, run: Run, images: ImageSet, seconds: float, d: Dist)
     return {"data": ", ".join(cfg.data), "images": len(images.hr), "steps": run.step,
             "val_psnr": run.best if run.best > -math.inf else None,
             "train_seconds": round(seconds, 1), "processes": d.world,
-            "global_batch": cfg.batch * d.world}
+            "global_batch": cfg.batch * d.world, "degradation": cfg.degradation.name}
 
 
 def prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
@@ -160,9 +163,19 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
     return out
 
 
+@dataclass
+class Progress:
+    """What the progress callback sees after each step (rank 0)."""
+    step: int
+    steps: int
+    loss: float
+    lr: float
+    val_psnr: float | None
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> Path:
     """Train as `cfg` says; with `resume`, continue `cfg.out/last.pt` exactly. Returns the run dir.
-    `progress(run, loss, last_val_psnr)` is called after each step on rank 0."""
+    `progress(Progress)` is called after each step on rank 0."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
@@ -170,22 +183,29 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> 
         return _train(cfg, d, resume, progress, echo)
 
 
-def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
-    device = _device(cfg, d)
-    out = prepare_run_dir(cfg, resume) if d.main else Path(cfg.out)
+@dataclass
+class Data:
+    images: ImageSet
+    val: ImageSet | None
+    per_patch: Degradation | None  # the chain that makes each training input, if not bicubic
+
+
+def load_data(cfg: TrainConfig) -> Data:
     task, scale = cfg.model.task, cfg.model.scale
     split_scale = scale if task == "sr" else None
-    pairs = gather_pairs(cfg.data, split_scale)
-    pairs, held = split_holdout(pairs, cfg.val_holdout)
-    min_side = cfg.patch * scale
+    pairs, held = split_holdout(gather_pairs(cfg.data, split_scale), cfg.val_holdout)
     # The protocol's bicubic LR is made once per image; any other degradation per patch and step.
     per_patch = None if cfg.degradation.is_bicubic else cfg.degradation
-    images = load_images(pairs, task, scale, min_side, cfg.cache_dir)
+    images = load_images(pairs, task, scale, cfg.patch * scale, cfg.cache_dir)
     val_pairs = gather_pairs([cfg.val], split_scale, "valid") if cfg.val else held
     if cfg.val_limit:
         val_pairs = val_pairs[: cfg.val_limit]
     val = load_images(val_pairs, task, scale, 1, fixed=per_patch) if val_pairs else None
+    return Data(images, val, per_patch)
 
+
+def start_run(cfg: TrainConfig, device: str, d: Dist, out: Path, resume: bool, echo) -> Run:
+    """A fresh, initialised or resumed run; the seeds come first so both start identically."""
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     run = Run(cfg, device, d)
@@ -196,84 +216,124 @@ def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
         if run.ema is not None:
             run.ema.module.load_state_dict(run.model.state_dict())
         echo(f"initialised {matched} tensors from {cfg.init}")
+    return run
+
+
+def batches(cfg: TrainConfig, data: Data, d: Dist, first_step: int):
+    """The batches of steps first_step.. cfg.steps - 1 of this rank."""
+    dataset = PatchBatches(data.images, cfg.model.task, cfg.model.scale, cfg.patch, cfg.batch,
+                           cfg.seed, d.rank, (cfg.sigma_min, cfg.sigma_max), cfg.steps,
+                           data.per_patch, by_area=cfg.sampling == "area")
+    return torch.utils.data.DataLoader(dataset, batch_size=None,
+                                       sampler=range(first_step, cfg.steps),
+                                       num_workers=cfg.workers,
+                                       prefetch_factor=4 if cfg.workers else None)
+
+
+def train_step(cfg: TrainConfig, run: Run, net: torch.nn.Module, batch, device: str) -> float:
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    inputs, target, sigma = batch
+    inputs = inputs.to(device, memory_format=memory_format, non_blocking=True)
+    target = target.to(device, memory_format=memory_format, non_blocking=True)
+    sigma = sigma.to(device)
+    with torch.autocast("cuda", torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
+        if cfg.model.blind:
+            output, level = net(inputs, sigma, return_level=True)
+            loss = _loss(cfg, output.float(), target) + cfg.level_weight * _level_loss(
+                level.float(), sigma)
+        else:
+            output = net(inputs, sigma) if cfg.model.task == "denoise" else net(inputs)
+            loss = _loss(cfg, output.float(), target)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
+    run.step += 1
+    return loss.item()
+
+
+class Bookkeeper:
+    """Rank 0's side of a run: validation, the log, the best and last checkpoints, the curve."""
+
+    def __init__(self, cfg: TrainConfig, run: Run, data: Data, out: Path, d: Dist):
+        self.cfg, self.run, self.data, self.out, self.d = cfg, run, data, out, d
+        self.log_file = out / "log.jsonl"
+        # A killed run may have logged past its last checkpoint: keep the log consistent with it.
+        lines = self.log_file.read_text().splitlines() if self.log_file.exists() else []
+        self.log_file.write_text("".join(l + "\n" for l in lines
+                                         if json.loads(l)["step"] <= run.step))
+        self.start = self.tic = time.perf_counter()
+        self.elapsed_before = run.history[-1].get("seconds", 0.0) if run.history else 0.0
+        self.val_psnr = run.history[-1].get("val_psnr") if run.history else None
+        self.window_loss, self.window_steps = 0.0, 0
+
+    def seconds(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.start
+
+    def save(self, name: str) -> None:
+        save_checkpoint(self.out / name, self.run.state(
+            _meta(self.cfg, self.run, self.data.images, self.seconds(), self.d)))
+
+    def after_step(self, loss: float) -> None:
+        cfg, run = self.cfg, self.run
+        self.window_loss += loss
+        self.window_steps += 1
+        last = run.step == cfg.steps
+        validated = False
+        if self.data.val is not None and (run.step % cfg.val_every == 0 or last):
+            self.val_psnr = validate(run.eval_model, cfg, self.data.val)
+            validated = True
+            if self.val_psnr > run.best:
+                run.best = self.val_psnr
+                self.save("best.pt")
+        if run.step % cfg.log_every == 0 or validated or last:
+            self.log(validated)
+        if run.step % cfg.save_every == 0 or last:
+            self.save("last.pt")
+            plot_curves(run.history, self.out / "curve.png")
+
+    def log(self, validated: bool) -> None:
+        run = self.run
+        record = {"step": run.step, "loss": self.window_loss / self.window_steps,
+                  "lr": run.scheduler.get_last_lr()[0],
+                  "steps_per_s": self.window_steps / max(1e-9, time.perf_counter() - self.tic),
+                  "seconds": round(self.seconds(), 2)}
+        if validated:
+            record["val_psnr"] = self.val_psnr
+        run.history.append(record)
+        with open(self.log_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.window_loss, self.window_steps, self.tic = 0.0, 0, time.perf_counter()
+
+
+def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
+    device = _device(cfg, d)
+    out = prepare_run_dir(cfg, resume) if d.main else Path(cfg.out)
+    data = load_data(cfg)
+    run = start_run(cfg, device, d, out, resume, echo)
     if d.main:
         with atomic_path(out / "config.toml") as tmp:
             tmp.write_text(to_toml(cfg.to_dict()))
-        if images.skipped:
-            echo(f"skipped {len(images.skipped)} unreadable images: {', '.join(images.skipped)}")
+        if data.images.skipped:
+            echo(f"skipped {len(data.images.skipped)} unreadable images: "
+                 f"{', '.join(data.images.skipped)}")
     net = run.model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(run.model)
     if cfg.compile:
         net = torch.compile(net)
-
-    batches = PatchBatches(images, task, scale, cfg.patch, cfg.batch, cfg.seed, d.rank,
-                           (cfg.sigma_min, cfg.sigma_max), cfg.steps, per_patch,
-                           by_area=cfg.sampling == "area")
-    loader = torch.utils.data.DataLoader(batches, batch_size=None,
-                                         sampler=range(run.step, cfg.steps),
-                                         num_workers=cfg.workers,
-                                         prefetch_factor=4 if cfg.workers else None)
-    log_file = out / "log.jsonl"
-    if d.main:
-        # A killed run may have logged past its last checkpoint: keep the log consistent with it.
-        lines = log_file.read_text().splitlines() if log_file.exists() else []
-        log_file.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= run.step))
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    use_bf16 = cfg.bf16 and device.startswith("cuda")
-    start, window_loss, window_steps, tic = time.perf_counter(), 0.0, 0, time.perf_counter()
-    elapsed_before = run.history[-1].get("seconds", 0.0) if run.history else 0.0
-    val_psnr = run.history[-1].get("val_psnr") if run.history else None
-
+    book = Bookkeeper(cfg, run, data, out, d) if d.main else None
     net.train()
-    for inputs, target, sigma in loader:
-        inputs = inputs.to(device, memory_format=memory_format, non_blocking=True)
-        target = target.to(device, memory_format=memory_format, non_blocking=True)
-        with torch.autocast("cuda", torch.bfloat16, enabled=use_bf16):
-            if cfg.model.blind:
-                output, level = net(inputs, sigma.to(device), return_level=True)
-                loss = _loss(cfg, output.float(), target) + cfg.level_weight * _level_loss(
-                    level.float(), sigma.to(device))
-            else:
-                output = net(inputs, sigma.to(device)) if task == "denoise" else net(inputs)
-                loss = _loss(cfg, output.float(), target)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
-        run.scheduler.step()
-        if run.ema is not None:
-            run.ema.update_parameters(run.model)
-        run.step += 1
-        window_loss += loss.item()
-        window_steps += 1
-        if not d.main:
+    for batch in batches(cfg, data, d, run.step):
+        loss = train_step(cfg, run, net, batch, device)
+        if book is None:
             continue
-        now = time.perf_counter()
-        validated = False
-        if val is not None and (run.step % cfg.val_every == 0 or run.step == cfg.steps):
-            val_psnr = validate(run.eval_model, cfg, val)
-            validated = True
-            if val_psnr > run.best:
-                run.best = val_psnr
-                save_checkpoint(out / "best.pt", run.state(
-                    _meta(cfg, run, images, elapsed_before + now - start, d)))
-        if run.step % cfg.log_every == 0 or validated or run.step == cfg.steps:
-            record = {"step": run.step, "loss": window_loss / window_steps,
-                      "lr": run.scheduler.get_last_lr()[0],
-                      "steps_per_s": window_steps / max(1e-9, time.perf_counter() - tic),
-                      "seconds": round(elapsed_before + time.perf_counter() - start, 2)}
-            if validated:
-                record["val_psnr"] = val_psnr
-            run.history.append(record)
-            with open(log_file, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            window_loss, window_steps, tic = 0.0, 0, time.perf_counter()
-        if run.step % cfg.save_every == 0 or run.step == cfg.steps:
-            save_checkpoint(out / "last.pt", run.state(
-                _meta(cfg, run, images, elapsed_before + time.perf_counter() - start, d)))
-            plot_curves(run.history, out / "curve.png")
+        book.after_step(loss)
         if progress:
-            progress(run, loss.item(), val_psnr)
+            progress(Progress(run.step, cfg.steps, loss, run.scheduler.get_last_lr()[0],
+                              book.val_psnr))
     if d.world > 1:
         dist.barrier()
     return out

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
-from .errors import SrnlError
-from .models.config import ModelConfig
-from .models.network import RestorationNet, build_model
+from ..atomic import atomic_path
+from ..errors import SrnlError
+from .config import ModelConfig
+from .network import RestorationNet, build_model
 
 FORMAT = "srnl-checkpoint-v1"
 
@@ -32,6 +32,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def inference_weights(ckpt: dict) -> str:
+    """Which weights of a checkpoint to run: the EMA where there is one (it validates higher
+    than the raw weights of the same step), else the trained weights."""
+    return "ema" if ckpt.get("ema") is not None else "model"
+
+
 def model_from_checkpoint(ckpt: dict, weights: str = "model") -> RestorationNet:
     model = build_model(ModelConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt[weights])
@@ -48,7 +54,7 @@ def export_model(src: str | os.PathLike, dst: str | os.PathLike, meta: dict | No
     and RNG state stay behind. `weights`: "ema", "model", or "auto" (the EMA where there is one)."""
     ckpt = load_checkpoint(src)
     if weights == "auto":
-        weights = "ema" if ckpt.get("ema") is not None else "model"
+        weights = inference_weights(ckpt)
     if ckpt.get(weights) is None:
         raise SrnlError(f"{src}: holds no {weights!r} weights")
     payload = {"config": ckpt["config"], "model": ckpt[weights],
