@@ -92,6 +92,7 @@ def evaluate(
     device: Device = "auto", threads: Threads = None,
 ):
     """Score models and baselines on benchmark sets by the papers' protocols."""
+    from srnl.atomic import check_writable_file, check_writable_folder
     from srnl.compare import dataset_panels
     from srnl.evaluate import NetOptions, load_method, plan, run_job
     from srnl.report import protocols, write_csv, write_json, write_markdown
@@ -99,12 +100,19 @@ def evaluate(
     folders = [*(sets or []), *(data or [])]
     if not folders:
         raise SrnlError("no benchmark folder: give one or more folders (or --data DIR)")
+    # Where the results go is checked first: a failure there would lose the whole run's work.
+    for path in (json_file, csv_file, markdown):
+        if path:
+            check_writable_file(path)
+    for path in (save_images, compare_image):
+        if path:
+            check_writable_folder(path)
     device, _ = _setup(device, threads, None)
     methods = [load_method(m, device) for m in model]
     jobs = plan(methods, folders, _numbers(scale, int, "--scale") if scale else None,
                 _numbers(sigma, float, "--sigma"), clip, limit,
                 [d.strip() for d in degradation.split(",") if d.strip()] if degradation else None)
-    options = NetOptions(_tile(tile), tile_overlap, self_ensemble)
+    options = NetOptions(_tile(tile, tile_overlap), tile_overlap, self_ensemble)
     records = []
     with _progress() as progress:
         bar = progress.add_task("images", total=sum(len(j.pairs) for j in jobs))
@@ -150,11 +158,15 @@ def compare(
     device: Device = "auto", threads: Threads = None,
 ):
     """Side-by-side crops of the ground truth, the baselines and a model, with their scores."""
-    from srnl.api import resolve_model
+    from srnl.api import check_sigma, resolve_model
+    from srnl.atomic import check_writable_file
     from srnl.compare import compare_image, write_panel
     from srnl.evaluate import Method, NetOptions, Setting
     from srnl.models.registry import default_model, shared_model
 
+    if sigma is not None:
+        check_sigma(sigma)
+    options = NetOptions(_tile(tile, tile_overlap), tile_overlap, self_ensemble)
     device, _ = _setup(device, threads, None)
     if model is None:
         model = (default_model("denoise") if sigma is not None and scale is None
@@ -169,11 +181,10 @@ def compare(
     output = output or image.with_name(f"{image.stem}_compare.png")
     if output.exists() and output.resolve() == image.resolve():
         raise SrnlError(f"{output}: the panel would overwrite its input; refused")
-    if output.exists() and not overwrite:
-        raise SrnlError(f"{output}: exists (use --overwrite to replace it)")
+    check_writable_file(output, overwrite)
     panel, columns, (x, y, w, h) = compare_image(
         image, Method(model, net), setting, reference=reference, box=_box(box) if box else None,
-        options=NetOptions(_tile(tile), tile_overlap, self_ensemble))
+        options=options)
     write_panel(panel, output)
     table = Table("column", "scores")
     for c in columns:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -19,13 +20,32 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 console = Console(stderr=True)
 stdout = Console()
 
-Inputs = Annotated[list[Path], typer.Argument(help="Image files and/or folders.", show_default=False)]
+
+def _show_version(value: bool) -> None:
+    if value:
+        from srnl import __version__
+
+        stdout.print(f"srnl {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Show the version and exit.")] = False):
+    """Image super-resolution and denoising with non-local attention."""
+
+
+Inputs = Annotated[list[Path], typer.Argument(
+    help="Image files and/or folders; - reads one image from standard input.", show_default=False)]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o",
-                   help="Output file (one input) or folder (created if missing).")]
+                   help="Output file (one input), folder (created if missing), or - for standard "
+                        "output (PNG unless --ext).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m",
                      help="Shipped model name or checkpoint file.")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
-Ext = Annotated[str, typer.Option(help="Output format: png, jpg, webp, tif or same.")]
+Ext = Annotated[str, typer.Option(help="Output format: png, jpg, webp, tif, bmp or same "
+                                       "(the input's; PNG where it cannot be written).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace existing outputs (never an input).")]
 Tile = Annotated[str, typer.Option(help="auto: tile only if over the memory budget; 0: never; "
                                         "N: N x N input tiles.")]
@@ -36,6 +56,30 @@ Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all 
 Quality = Annotated[int, typer.Option(help="JPEG/WebP quality.")]
 MaxPixels = Annotated[Optional[int], typer.Option(
     help="Refuse images with more pixels (decompression bomb guard).")]
+SkipExisting = Annotated[bool, typer.Option(
+    help="Keep outputs that already exist and go on with the rest (to resume a folder job).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; "
+                                                           "errors are still shown.")]
+JsonSummary = Annotated[Optional[Path], typer.Option(
+    "--json", help="Write a summary of every file (input, output, sizes, seconds, status, "
+                   "error) as JSON.")]
+MIN_TILE = 64  # as auto tiling's smallest tile: below it, overlaps and edges take most of the time
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a file job: what was finished, for the one-line report."""
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and threads < 1:
+        raise SrnlError(f"--threads must be 1 or more, got {threads}")
+
+
+def _check_cuda(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SrnlError(f"device {device!r}: PyTorch finds no CUDA GPU here (use cpu or auto)")
 
 
 def _setup(device: str, threads: int | None, max_pixels: int | None) -> tuple[str, int | None]:
@@ -44,12 +88,14 @@ def _setup(device: str, threads: int | None, max_pixels: int | None) -> tuple[st
 
     from srnl.imageio import DEFAULT_MAX_PIXELS
 
+    _check_threads(threads)
     if threads:
         torch.set_num_threads(threads)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device not in ("cpu", "cuda"):
         raise SrnlError(f"unknown device {device!r} (auto, cpu or cuda)")
+    _check_cuda(device)
     if device == "cuda":
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     if max_pixels is not None:
@@ -57,107 +103,152 @@ def _setup(device: str, threads: int | None, max_pixels: int | None) -> tuple[st
     return device, max_pixels or DEFAULT_MAX_PIXELS
 
 
-def _tile(tile: str) -> int | str:
+def _tile(tile: str, overlap: int) -> int | str:
+    """--tile, checked with --tile-overlap: an overlap over half a tile would barely advance."""
+    if overlap < 0:
+        raise SrnlError(f"--tile-overlap must be 0 or more, got {overlap}")
     if tile == "auto":
         return tile
-    if not tile.isdigit():
-        raise SrnlError(f"--tile must be auto, 0 or a positive number, got {tile!r}")
-    return int(tile)
+    if not tile.isdigit() or 0 < int(tile) < MIN_TILE:
+        raise SrnlError(f"--tile must be auto, 0 or a number from {MIN_TILE} up, got {tile!r}")
+    side = int(tile)
+    if side and overlap > side // 2:
+        raise SrnlError(f"--tile-overlap must be at most half the tile ({side // 2} for --tile "
+                        f"{side}), got {overlap}")
+    return side
 
 
-def _progress() -> Progress:
+def _progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                    disable=quiet)
 
 
-def _process(inputs, output, suffix, ext, recursive, overwrite, quality, max_pixels,
-             work_for: Callable) -> None:
-    """Plan, run (with progress) and summarise; exit 1 if any file failed. Under torchrun each
-    process takes a disjoint share of the files and rank 0 prints the combined summary."""
-    from srnl.batch import plan_jobs
+def _process(inputs, output, suffix, ext, recursive, work_for: Callable, *, overwrite: bool,
+             skip_existing: bool, quality: int, max_pixels: int | None, quiet: bool,
+             json_path: Path | None) -> None:
+    """Plan (refusing a bad plan before any image is read), run with progress, summarise; exit 1
+    if any file failed. Under torchrun each process takes a disjoint share of the files and rank
+    0 prints the combined summary."""
+    from srnl.atomic import check_writable_file
+    from srnl.batch import STDIO, plan_jobs
     from srnl.distributed import gather, process_group, shard
 
+    if overwrite and skip_existing:
+        raise SrnlError("--overwrite and --skip-existing contradict each other: choose one")
+    jobs = plan_jobs(inputs, output, suffix, ext, recursive)
+    if json_path:
+        check_writable_file(json_path)
     with process_group() as d:
-        jobs = shard(plan_jobs(inputs, output, suffix, ext, recursive), d)
-        results = gather(_run_share(jobs, d, overwrite, quality, max_pixels, work_for), d)
-        if d.main:
-            _summary(results)
+        results = gather(_run_share(shard(jobs, d), d, work_for, overwrite=overwrite,
+                                    skip_existing=skip_existing, quality=quality,
+                                    max_pixels=max_pixels, quiet=quiet), d)
+        if d.main and not quiet:
+            # An image written to standard output must not be mixed with text.
+            _summary(results, console if output == STDIO else stdout)
+        if d.main and json_path:
+            _write_summary(results, json_path)
     if any(r.error for r in results):
         raise typer.Exit(1)
 
 
-def _run_share(jobs, d, overwrite, quality, max_pixels, work_for: Callable) -> list:
+def _run_share(jobs, d, work_for: Callable, *, quiet: bool, **options) -> list:
     """Run this process's jobs with a progress bar (shown on rank 0 only)."""
     from srnl.batch import run_job
 
     results = []
-    with _progress() as progress:
-        files = progress.add_task("images", total=len(jobs), visible=d.main)
-        tiles = progress.add_task("tiles", total=None, visible=False)
+    try:
+        with _progress(quiet) as progress:
+            files = progress.add_task("images", total=len(jobs), visible=d.main)
+            tiles = progress.add_task("tiles", total=None, visible=False)
 
-        def on_tile(done: int, total: int) -> None:
-            progress.update(tiles, completed=done, total=total, visible=d.main and done < total)
+            def on_tile(done: int, total: int) -> None:
+                progress.update(tiles, completed=done, total=total,
+                                visible=d.main and done < total)
 
-        for job in jobs:
-            progress.update(files, description=job.src.name)
-            result = run_job(job, work_for(on_tile), overwrite=overwrite, quality=quality,
-                             max_pixels=max_pixels)
-            if result.error:
-                console.print(f"[red]error:[/] {result.error}", soft_wrap=True, highlight=False)
-            results.append(result)
-            progress.advance(files)
+            for job in jobs:
+                progress.update(files, description=job.src.name)
+                result = run_job(job, work_for(on_tile), **options)
+                if result.error:
+                    console.print(f"[red]error:[/] {result.error}", soft_wrap=True,
+                                  highlight=False)
+                results.append(result)
+                progress.advance(files)
+    except KeyboardInterrupt:
+        done = sum(r.status == "ok" for r in results)
+        raise Interrupted(f"{done} of {len(jobs)} files finished") from None
     return results
 
 
-def _summary(results) -> None:
+def _summary(results, out: Console) -> None:
     table = Table("file", "in", "out", "seconds", "status")
     size = lambda s: f"{s[0]}x{s[1]}" if s else "-"
+    style = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
     for r in results:
         table.add_row((r.src if r.error else r.dst).name, size(r.in_size), size(r.out_size),
-                      f"{r.seconds:.2f}", "[red]failed[/]" if r.error else "[green]ok[/]")
-    stdout.print(table)
+                      f"{r.seconds:.2f}", style[r.status])
+    out.print(table)
+
+
+def _write_summary(results, path: Path) -> None:
+    import json
+
+    from srnl.atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
 
 
 @app.command()
 def upscale(inputs: Inputs, output: Output = None,
-            scale: Annotated[int, typer.Option("--scale", "-s", help="2, 3 or 4.")] = 2,
+            scale: Annotated[Optional[int], typer.Option(
+                "--scale", "-s", help="2, 3 or 4 (default: the model's scale; without --model, 2).",
+                show_default=False)] = None,
             model: ModelOpt = None, suffix: Annotated[Optional[str], typer.Option(
                 help="Output name suffix (default _x<scale>).")] = None,
             ext: Ext = "same", recursive: Recursive = False, overwrite: Overwrite = False,
+            skip_existing: SkipExisting = False,
             tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
             device: Device = "auto", threads: Threads = None, quality: Quality = 95,
-            max_pixels: MaxPixels = None):
+            max_pixels: MaxPixels = None, quiet: Quiet = False, json_path: JsonSummary = None):
     """Upscale images x2, x3 or x4."""
     from srnl.api import resolve_model, restore_picture
 
     device, max_pixels = _setup(device, threads, max_pixels)
+    options = dict(tile=_tile(tile, tile_overlap), overlap=tile_overlap,
+                   self_ensemble=self_ensemble)
     net = resolve_model(model, "sr", scale, device)
-    options = dict(tile=_tile(tile), overlap=tile_overlap, self_ensemble=self_ensemble)
-    _process(inputs, output, suffix if suffix is not None else f"_x{scale}", ext, recursive,
-             overwrite, quality, max_pixels,
-             lambda on_tile: lambda pic: restore_picture(net, pic, on_tile=on_tile, **options))
+    _process(inputs, output, suffix if suffix is not None else f"_x{net.config.scale}", ext,
+             recursive,
+             lambda on_tile: lambda pic: restore_picture(net, pic, on_tile=on_tile, **options),
+             overwrite=overwrite, skip_existing=skip_existing, quality=quality,
+             max_pixels=max_pixels, quiet=quiet, json_path=json_path)
 
 
 @app.command()
 def denoise(inputs: Inputs, output: Output = None,
             sigma: Annotated[str, typer.Option(
-                help="Noise std in 0-255 units, or auto to estimate it per image.")] = "auto",
+                help="Noise std in 0-255 units (0 to 255), or auto to estimate it per "
+                     "image.")] = "auto",
             model: ModelOpt = None, suffix: Annotated[str, typer.Option(
                 help="Output name suffix.")] = "_dn",
             ext: Ext = "same", recursive: Recursive = False, overwrite: Overwrite = False,
+            skip_existing: SkipExisting = False,
             tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
             device: Device = "auto", threads: Threads = None, quality: Quality = 95,
-            max_pixels: MaxPixels = None):
+            max_pixels: MaxPixels = None, quiet: Quiet = False, json_path: JsonSummary = None):
     """Remove Gaussian noise; one model serves every noise level."""
-    from srnl.api import resolve_model, estimate_noise_sigma, restore_picture
+    from srnl.api import check_sigma, estimate_noise_sigma, resolve_model, restore_picture
 
     device, max_pixels = _setup(device, threads, max_pixels)
     try:
-        fixed = None if sigma == "auto" else float(sigma)
+        fixed = None if sigma == "auto" else check_sigma(float(sigma))
     except ValueError:
         raise SrnlError(f"--sigma must be auto or a number, got {sigma!r}") from None
+    options = dict(tile=_tile(tile, tile_overlap), overlap=tile_overlap,
+                   self_ensemble=self_ensemble)
     net = resolve_model(model, "denoise", 1, device)
-    options = dict(tile=_tile(tile), overlap=tile_overlap, self_ensemble=self_ensemble)
 
     def work_for(on_tile):
         def work(pic):
@@ -165,7 +256,9 @@ def denoise(inputs: Inputs, output: Output = None,
             return restore_picture(net, pic, sigma=s, on_tile=on_tile, **options)
         return work
 
-    _process(inputs, output, suffix, ext, recursive, overwrite, quality, max_pixels, work_for)
+    _process(inputs, output, suffix, ext, recursive, work_for, overwrite=overwrite,
+             skip_existing=skip_existing, quality=quality, max_pixels=max_pixels, quiet=quiet,
+             json_path=json_path)
 
 
 @app.command()
@@ -173,12 +266,12 @@ def models():
     """List the shipped models and their measured numbers."""
     from srnl.models.catalog import describe_shipped
 
-    table = Table("name", "task", "params", "FLOPs/px", "PSNR, dB (SR: Y)", "status")
+    table = Table("name", "task", "params", "FLOPs/px", "PSNR, dB (SR: Y)")
     rows = describe_shipped()
     for row in rows:
         task = f"x{row['scale']} SR" if row["task"] == "sr" else row["task"]
         table.add_row(row["name"], task, f"{row['params']:,}", f"{row['flops_per_pixel'] / 1e3:.0f}K",
-                      row["headline"], "provisional" if row["provisional"] else "")
+                      row["headline"])
     stdout.print(table)
     for row in rows:
         stdout.print(f"{row['name']}: trained on {row['data']}, {row['steps']} steps; "
@@ -188,7 +281,30 @@ def models():
 Opt = lambda help: typer.Option(help=help)
 
 
-@app.command()
+def _default_text(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
+class _TrainCommand(typer.core.TyperCommand):
+    """`srnl train`, whose help shows the trainer's own defaults. They are read from TrainConfig
+    only when the help is shown: importing it pulls in torch, which `srnl --help` should not."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from srnl.train.config import TrainConfig
+
+        cfg = TrainConfig()
+        defaults = {**cfg.model.to_dict(), **cfg.to_dict()}
+        for param in self.params:
+            if param.name in defaults and "(default:" not in (param.help or ""):
+                param.help = f"{param.help} (default: {_default_text(defaults[param.name])})"
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_TrainCommand)
 def train(
     recipe: Annotated[Optional[str], typer.Option(help="A recipe shipped with srnl (e.g. x2).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="A TOML file of training options.")] = None,
@@ -228,12 +344,20 @@ def train(
     nonlocal_pool: Annotated[Optional[int], Opt("Non-local key/value pooling.")] = None,
     nonlocal_heads: Annotated[Optional[int], Opt("Non-local heads.")] = None,
 ):
-    """Train a model (single process, or several under torchrun)."""
+    """Train a model (single process, or several under torchrun).
+
+    An option not given comes from --resume's run, else --config or --recipe, else the trainer's
+    defaults shown below, which are not any recipe's: the recipes (srnl/recipes/*.toml) set their
+    own steps, learning rate, schedule and network."""
+    import math
+
+    from srnl.atomic import check_writable_folder
     from srnl.train.config import TrainConfig, load_toml
     from srnl.train.loop import train as run_training
 
     given = {k: v for k, v in locals().items() if v is not None}
-    for key in ("recipe", "config", "resume", "run_training", "TrainConfig", "load_toml"):
+    for key in ("recipe", "config", "resume", "run_training", "TrainConfig", "load_toml", "math",
+                "check_writable_folder"):
         given.pop(key, None)
     model_keys = ("task", "scale", "features", "blocks", "nonlocal_after", "nonlocal_down",
                   "nonlocal_pool", "nonlocal_heads")
@@ -251,6 +375,11 @@ def train(
     cfg = cfg.updated({**given, "model": model})
     if not cfg.data:
         raise SrnlError("no training data: give --data DIR, --recipe or --config")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise SrnlError(f"the learning rate must be a positive number, got {cfg.lr}")
+    _check_threads(cfg.threads or None)
+    _check_cuda(cfg.device)
+    check_writable_folder(cfg.out)
     run_dir = run_training(cfg, resume=resume is not None, progress=_train_progress(cfg),
                            echo=console.print)
     stdout.print(f"run directory: {run_dir}")
@@ -268,16 +397,16 @@ def _train_progress(cfg):
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     task = None
 
-    def update(run, loss, val_psnr):
+    def update(p):
         nonlocal task
         if task is None:
             bar.start()
-            task = bar.add_task("train", total=cfg.steps, completed=run.step - 1, loss=loss,
+            task = bar.add_task("train", total=p.steps, completed=p.step - 1, loss=p.loss,
                                 lr=0.0, speed=0.0, val="-")
         t = bar.tasks[0]
-        bar.update(task, completed=run.step, loss=loss, lr=run.scheduler.get_last_lr()[0],
-                   speed=t.speed or 0.0, val=f"{val_psnr:.2f} dB" if val_psnr else "-")
-        if run.step >= cfg.steps:
+        bar.update(task, completed=p.step, loss=p.loss, lr=p.lr, speed=t.speed or 0.0,
+                   val=f"{p.val_psnr:.2f} dB" if p.val_psnr else "-")
+        if p.step >= p.steps:
             bar.stop()
 
     return update
@@ -286,10 +415,16 @@ def _train_progress(cfg):
 @app.command()
 def export(checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.pt, best.pt).")],
            output: Annotated[Path, typer.Argument(help="The model file to write.")],
-           weights: Annotated[str, typer.Option(help="auto (EMA if present), ema or model.")] = "auto"):
+           weights: Annotated[str, typer.Option(help="auto (EMA if present), ema or model.")] = "auto",
+           overwrite: Annotated[bool, typer.Option(help="Replace an existing model file.")] = False):
     """Strip a training checkpoint down to a model file for --model / load_model."""
-    from srnl.checkpoint import export_model
+    from srnl.atomic import check_writable_file
+    from srnl.models.checkpoint import export_model
 
+    if output.exists() and output.resolve() == checkpoint.resolve():
+        raise SrnlError(f"{output}: the model file would overwrite its checkpoint; refused")
+    check_writable_file(output, overwrite)
+    output.parent.mkdir(parents=True, exist_ok=True)
     meta = export_model(checkpoint, output, weights=weights)
     stdout.print(f"wrote {output} (step {meta.get('steps', '?')})")
 
@@ -304,9 +439,12 @@ def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also
     """Measure speed and memory on this machine: models, attention, baselines, training."""
     import json
 
-    from srnl.atomic import atomic_path
+    from srnl.atomic import atomic_path, check_writable_file
     from srnl.bench import run_bench
 
+    _check_threads(threads)
+    if json_path:
+        check_writable_file(json_path)
     with console.status("benchmarking (a few minutes)..."):
         results = run_bench(quick=quick, threads=threads)
     stdout.print(f"threads {results['threads']}, float32 matmul {results['matmul_gflops']:.1f} GFLOP/s (the ceiling)")
@@ -324,6 +462,7 @@ def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also
         growth.add_row(what, "-" if ratio is None else f"{ratio:.1f}x")
     stdout.print(growth)
     if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(json_path) as tmp:
             tmp.write_text(json.dumps(results, indent=1))
 
@@ -340,15 +479,30 @@ def _cell(column: str, v) -> str:
     return str(v)
 
 
+def _terminate(signum, frame) -> None:
+    # As Ctrl-C: unwinding runs the `finally` blocks that delete half-written temporary files.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     from srnl.runtime import keep_freed_memory
 
     keep_freed_memory()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except SrnlError as e:
         console.print(f"[red]error:[/] {e}", soft_wrap=True, highlight=False)
         sys.exit(2)
+    except Interrupted as e:
+        console.print(f"[red]interrupted:[/] {e}", highlight=False)
+        sys.exit(130)
+    except SystemExit as e:
+        if e.code == 130:  # Typer's exit after a KeyboardInterrupt it caught itself
+            console.print("[red]interrupted[/]")
+        raise
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,23 +1,32 @@
 """Files and folders in, files out: which outputs go where, refusing to overwrite inputs, and a
-per-file result so one bad image never stops a folder."""
+per-file result so one bad image never stops a folder. Everything that can be known before the
+first image is read (a mistyped format, two inputs bound for one output) is refused at planning.
+
+`-` stands for standard input (as the only input) or standard output (as the output)."""
 from __future__ import annotations
 
+import io
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import SrnlError
-from .imageio import EXTENSION_FORMATS, Picture, read_picture, write_picture
+from .imageio import (EXTENSION_FORMATS, Picture, output_extension, read_picture, write_picture,
+                      write_picture_to)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm",
                   ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".ico", ".dib", ".pcx", ".sgi"}
+STDIO = Path("-")
 
 
 @dataclass
 class Job:
     src: Path
     dst: Path
+    ext: str = ".png"  # the format written when dst is standard output
 
 
 @dataclass
@@ -28,67 +37,162 @@ class Result:
     out_size: tuple[int, int] | None = None
     seconds: float = 0.0
     error: str | None = None
+    skipped: bool = False  # the output existed and was kept
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.error else "skipped" if self.skipped else "ok"
+
+    def to_dict(self) -> dict:
+        size = lambda s: list(s) if s else None
+        return {"input": str(self.src), "output": str(self.dst), "input_size": size(self.in_size),
+                "output_size": size(self.out_size), "seconds": round(self.seconds, 4),
+                "status": self.status, "error": self.error}
 
 
-def find_images(folder: Path, recursive: bool) -> list[Path]:
+def find_images(folder: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
+    """Image files in `folder` (and below, if `recursive`), leaving out the folder `exclude`."""
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern)
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    found = (p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if exclude is not None:
+        exclude = exclude.resolve()
+        found = (p for p in found if not p.resolve().is_relative_to(exclude))
+    return sorted(found)
 
 
-def _output_name(src: Path, suffix: str, ext: str) -> str:
-    if ext == "same":
+def _output_name(src: Path, suffix: str, ext: str | None) -> str:
+    if ext is None:
         ext = src.suffix.lower() if src.suffix.lower() in EXTENSION_FORMATS else ".png"
-    else:
-        ext = "." + ext.lstrip(".").lower()
     return f"{src.stem}{suffix}{ext}"
+
+
+def _names_a_file(output: Path) -> bool:
+    return output.suffix.lower() in IMAGE_SUFFIXES | set(EXTENSION_FORMATS) and not output.is_dir()
+
+
+def _file_output(output: Path, ext: str | None) -> Path:
+    """`output` as a single output file, its extension checked against `ext`."""
+    fmt = EXTENSION_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        try:
+            output_extension(output.suffix)
+        except SrnlError as e:  # it lists the supported formats
+            raise SrnlError(f"{output}: {e}") from None
+    if ext is not None and EXTENSION_FORMATS[ext] != fmt:
+        raise SrnlError(f"{output}: the output's extension says {fmt}, but the format asked for "
+                        f"is {EXTENSION_FORMATS[ext]}")
+    return output
+
+
+def _sources(inputs: list[Path], output: Path | None, recursive: bool
+             ) -> list[tuple[Path, Path, bool]]:
+    """(file, path relative to the output folder, whether it was found in a folder)."""
+    sources = []
+    for inp in inputs:
+        if inp.is_dir():
+            inside = (output is not None and output.resolve() != inp.resolve()
+                      and output.resolve().is_relative_to(inp.resolve()))
+            found = find_images(inp, recursive, output if inside else None)
+            if not found:
+                raise SrnlError(f"{inp}: no images found" + ("" if recursive else
+                                " (use --recursive to descend into sub-folders)"))
+            sources += [(f, f.relative_to(inp), True) for f in found]
+        elif inp.exists():
+            sources.append((inp, Path(inp.name), False))
+        else:
+            raise SrnlError(f"{inp}: no such file or folder")
+    return sources
 
 
 def plan_jobs(inputs: Iterable[Path], output: Path | None, suffix: str, ext: str = "same",
               recursive: bool = False) -> list[Job]:
     """Map inputs to output paths. `output` names a file for a single input file with an image
-    extension, otherwise a folder (the tree under each input folder is kept)."""
-    sources: list[tuple[Path, Path]] = []  # (file, path relative to the output folder)
-    for inp in map(Path, inputs):
-        if inp.is_dir():
-            found = find_images(inp, recursive)
-            if not found:
-                raise SrnlError(f"{inp}: no images found" + ("" if recursive else
-                                " (use --recursive to descend into sub-folders)"))
-            sources += [(f, f.relative_to(inp)) for f in found]
-        elif inp.exists():
-            sources.append((inp, Path(inp.name)))
-        else:
-            raise SrnlError(f"{inp}: no such file or folder")
-    single_file = len(sources) == 1 and not any(Path(i).is_dir() for i in inputs)
-    if output is not None and single_file and output.suffix.lower() in EXTENSION_FORMATS \
-            and not output.is_dir():
-        return [Job(sources[0][0], output)]
-    jobs = []
-    for src, rel in sources:
-        folder = src.parent if output is None else output / rel.parent
-        jobs.append(Job(src, folder / _output_name(src, suffix, ext)))
+    extension, otherwise a folder (the tree under each input folder is kept). Files found in a
+    folder that are this job's own outputs (from an earlier run) are left out."""
+    inputs = [Path(i) for i in inputs]
+    if "/" in suffix or os.sep in suffix or (os.altsep and os.altsep in suffix):
+        raise SrnlError(f"the suffix {suffix!r} must not contain a path separator")
+    ext = None if ext == "same" else output_extension(ext)
+    if STDIO in inputs:
+        if len(inputs) > 1:
+            raise SrnlError("'-' (standard input) must be the only input")
+        if output is None or not (output == STDIO or _names_a_file(output)):
+            raise SrnlError("an image read from standard input needs an output file, "
+                            "or '-' for standard output")
+        return [Job(STDIO, output if output == STDIO else _file_output(output, ext),
+                    ext or ".png")]
+    sources = _sources(inputs, output, recursive)
+    single = len(sources) == 1 and not any(i.is_dir() for i in inputs)
+    if output == STDIO or (output is not None and _names_a_file(output)):
+        if not single:
+            what = (f"there are {len(sources)} input images" if len(sources) > 1
+                    else "the input is a folder")
+            raise SrnlError(f"{output}: names one file, but {what} (name a folder to write "
+                            "several)")
+        if output == STDIO:
+            return [Job(sources[0][0], STDIO, ext or ".png")]
+        return [Job(sources[0][0], _file_output(output, ext))]
+    if output is not None and output.exists() and not output.is_dir():
+        raise SrnlError(f"{output}: exists and is not a folder")
+    planned = [(src, (src.parent if output is None else output / rel.parent)
+                / _output_name(src, suffix, ext), scanned) for src, rel, scanned in sources]
+    own_outputs = {dst.resolve(): src for src, dst, _ in planned}
+    jobs, by_dst = [], {}
+    for src, dst, scanned in planned:
+        maker = own_outputs.get(src.resolve())
+        if maker is not None and maker != src:
+            if scanned:
+                continue
+            raise SrnlError(f"{src}: is an input and also the output of {maker}")
+        other = by_dst.setdefault(dst.resolve(), src)
+        if other != src:
+            raise SrnlError(f"{other} and {src} would both be written to {dst} "
+                            "(choose another suffix or format, or process them separately)")
+        jobs.append(Job(src, dst))
     return jobs
 
 
+def _read(job: Job, max_pixels: int | None) -> Picture:
+    if job.src == STDIO:
+        # Pillow needs to seek; a pipe cannot.
+        return read_picture(io.BytesIO(sys.stdin.buffer.read()), max_pixels, "standard input")
+    return read_picture(job.src, max_pixels)
+
+
+def _write(job: Job, out: Picture, quality: int) -> None:
+    if job.dst == STDIO:
+        write_picture_to(out, sys.stdout.buffer, job.ext, quality)
+        sys.stdout.buffer.flush()
+        return
+    job.dst.parent.mkdir(parents=True, exist_ok=True)
+    write_picture(out, job.dst, quality)
+
+
 def run_job(job: Job, work: Callable[[Picture], Picture], *, overwrite: bool = False,
-            quality: int = 95, max_pixels: int | None = None) -> Result:
+            quality: int = 95, max_pixels: int | None = None,
+            skip_existing: bool = False) -> Result:
+    """Read, work, write one file. `skip_existing` keeps an existing output (and counts the job
+    as skipped); otherwise an existing output is an error unless `overwrite`."""
     start = time.perf_counter()
     result = Result(job.src, job.dst)
     try:
-        if job.dst.exists() and job.dst.resolve() == job.src.resolve():
-            raise SrnlError(f"{job.dst}: output would overwrite its input; refused")
-        if job.dst.exists() and not overwrite:
-            raise SrnlError(f"{job.dst}: exists (use --overwrite to replace it)")
-        pic = read_picture(job.src, max_pixels)
+        if job.dst != STDIO and job.dst.exists():
+            if job.src != STDIO and job.dst.resolve() == job.src.resolve():
+                raise SrnlError(f"{job.dst}: output would overwrite its input; refused")
+            if skip_existing:
+                result.skipped = True
+                return result
+            if not overwrite:
+                raise SrnlError(f"{job.dst}: exists (use --overwrite to replace it)")
+        pic = _read(job, max_pixels)
         result.in_size = pic.size
         out = work(pic)
-        job.dst.parent.mkdir(parents=True, exist_ok=True)
-        write_picture(out, job.dst, quality)
+        _write(job, out, quality)
         result.out_size = out.size
     except SrnlError as e:
         result.error = str(e)
     except OSError as e:
         result.error = f"{job.dst}: cannot write ({e.strerror or e})"
-    result.seconds = time.perf_counter() - start
+    finally:
+        result.seconds = time.perf_counter() - start
     return result

@@ -67,7 +67,8 @@ def columns_without_reference(degraded: np.ndarray, model: Method, setting: Sett
                        note="nearest neighbour")
         baseline = Method("bicubic")
     else:
-        shown = Column("input", as_uint8(degraded), note=f"σ {setting.sigma:.1f}")
+        # Pillow's built-in font has no Greek letters: "σ" would be drawn as a box.
+        shown = Column("input", as_uint8(degraded), note=f"sigma {setting.sigma:.1f}")
         baseline = Method("nlm")
     return [shown, Column(baseline.name, baseline.run(degraded, setting)),
             Column(model.name, model.run(degraded, setting, options))]

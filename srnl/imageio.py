@@ -1,11 +1,13 @@
 """Images in every mode Pillow reads, as float RGB for the network plus what is needed to give
-them back the way they came: greyscale stays greyscale, alpha is carried, 16-bit stays 16-bit."""
+them back the way they came: greyscale stays greyscale, alpha is carried, 16-bit stays 16-bit, and
+the ICC profile, EXIF and resolution travel to outputs whose format holds them."""
 from __future__ import annotations
 
 import os
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -16,6 +18,15 @@ from .errors import SrnlError
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 # Formats whose Pillow writers accept an ICC profile.
 ICC_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
+EXIF_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF"}
+DPI_FORMATS = {"PNG", "JPEG", "TIFF", "BMP"}
+ORIENTATION = 0x0112
+# TIFF tags that describe how the source file's pixels are stored, not the picture: carried into
+# another file they would contradict it (a TIFF writer fails on a stale StripOffsets). Resolution
+# and the ICC profile are carried separately.
+_STORAGE_TAGS = {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 282,
+                 283, 284, 296, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 513,
+                 514, 529, 530, 531, 532, 34675, 37724}
 EXTENSION_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                      ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
@@ -28,6 +39,8 @@ class Picture:
     grey: bool = False
     bits: int = 8
     icc_profile: bytes | None = None
+    exif: bytes | None = None  # the orientation, already applied to the pixels, reset to 1
+    dpi: tuple[float, float] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -65,7 +78,39 @@ def picture_to_array(p: Picture) -> np.ndarray:
     return out if p.alpha is None else np.dstack([out, _to_uint(p.alpha, p.bits)])
 
 
+def output_extension(ext: str) -> str:
+    """A format name as given (png, .JPG, tif) -> its extension ('.png', '.jpg', '.tif')."""
+    suffix = "." + ext.lstrip(".").lower()
+    if suffix not in EXTENSION_FORMATS:
+        raise SrnlError(f"unsupported output format {ext!r} (use one of "
+                        f"{', '.join(e.lstrip('.') for e in EXTENSION_FORMATS)})")
+    return suffix
+
+
+def _check_single_frame(im: Image.Image, name: str = "image") -> None:
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        raise SrnlError(f"{name}: animated/multi-frame images are not supported: {frames} frames")
+
+
+def _carried_exif(im: Image.Image) -> bytes | None:
+    try:
+        exif = Image.Exif()
+        exif.load(im.getexif().tobytes())  # a copy: exif_transpose still reads the image's own
+        for tag in _STORAGE_TAGS & set(exif):
+            del exif[tag]
+        if not exif:
+            return None
+        if ORIENTATION in exif:
+            exif[ORIENTATION] = 1
+        return exif.tobytes()
+    except Exception:  # noqa: BLE001  Pillow raises many types for malformed EXIF
+        return None  # metadata Pillow cannot rewrite must not cost the image itself
+
+
 def picture_from_pil(im: Image.Image) -> Picture:
+    _check_single_frame(im)
+    exif, dpi = _carried_exif(im), im.info.get("dpi")
     im = ImageOps.exif_transpose(im)
     icc = im.info.get("icc_profile")
     mode = im.mode
@@ -86,6 +131,8 @@ def picture_from_pil(im: Image.Image) -> Picture:
             im = im.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
         pic = picture_from_array(np.asarray(im))
     pic.icc_profile = icc
+    pic.exif = exif
+    pic.dpi = tuple(map(float, dpi)) if dpi else None
     return pic
 
 
@@ -99,32 +146,63 @@ def picture_to_pil(p: Picture) -> Image.Image:
         im = Image.fromarray(a)
     if p.icc_profile:
         im.info["icc_profile"] = p.icc_profile
+    if p.exif:
+        im.info["exif"] = p.exif
+    if p.dpi:
+        im.info["dpi"] = p.dpi
     return im
 
 
-def read_picture(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Picture:
-    path = Path(path)
-    if not path.is_file():
-        raise SrnlError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise SrnlError(f"{path}: empty file")
+def read_picture(path: str | os.PathLike | BinaryIO, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 name: str | None = None) -> Picture:
+    """A file, or a seekable binary stream (`name` then labels it in errors)."""
+    stream = hasattr(path, "read")
+    label = name or ("image" if stream else str(path))
+    if not stream:
+        path = Path(path)
+        if not path.is_file():
+            raise SrnlError(f"{label}: no such file")
+        if path.stat().st_size == 0:
+            raise SrnlError(f"{label}: empty file")
+    elif not path.read(1):
+        raise SrnlError(f"{label}: empty input")
+    else:
+        path.seek(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
                 if max_pixels and w * h > max_pixels:
-                    raise SrnlError(f"{path}: {w}x{h} is over the {max_pixels}-pixel limit "
+                    raise SrnlError(f"{label}: {w}x{h} is over the {max_pixels}-pixel limit "
                                     "(decompression bomb guard; raise it with --max-pixels)")
+                _check_single_frame(im, label)
                 im.load()
                 return picture_from_pil(im)
     except Image.DecompressionBombError:
-        raise SrnlError(f"{path}: over Pillow's decompression bomb limit "
+        raise SrnlError(f"{label}: over Pillow's decompression bomb limit "
                         "(raise it with --max-pixels)") from None
     except UnidentifiedImageError:
-        raise SrnlError(f"{path}: not an image Pillow can read") from None
+        raise SrnlError(f"{label}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise SrnlError(f"{path}: corrupt or truncated image ({e})") from None
+        raise SrnlError(f"{label}: corrupt or truncated image ({e})") from None
+
+
+def _encoded(p: Picture, fmt: str, quality: int) -> tuple[Image.Image, dict]:
+    """The Pillow image and save options for `fmt`: what the format cannot hold is dropped."""
+    if fmt in ("JPEG", "BMP"):
+        p = replace(p, alpha=None, bits=8) if fmt == "JPEG" else replace(p, bits=8)
+    if fmt == "WEBP":
+        p = replace(p, bits=8)
+    im = picture_to_pil(p)
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if p.icc_profile and fmt in ICC_FORMATS:
+        options["icc_profile"] = p.icc_profile
+    if p.exif and fmt in EXIF_FORMATS:
+        options["exif"] = p.exif
+    if p.dpi and fmt in DPI_FORMATS:
+        options["dpi"] = p.dpi
+    return im, options
 
 
 def write_picture(p: Picture, path: str | os.PathLike, quality: int = 95) -> None:
@@ -134,16 +212,16 @@ def write_picture(p: Picture, path: str | os.PathLike, quality: int = 95) -> Non
     if fmt is None:
         raise SrnlError(f"{path}: unsupported output extension {path.suffix!r} "
                         f"(use one of {', '.join(sorted(EXTENSION_FORMATS))})")
-    if fmt in ("JPEG", "BMP"):
-        p = replace(p, alpha=None, bits=8) if fmt == "JPEG" else replace(p, bits=8)
-    if fmt == "WEBP":
-        p = replace(p, bits=8)
-    im = picture_to_pil(p)
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    if p.icc_profile and fmt in ICC_FORMATS:
-        options["icc_profile"] = p.icc_profile
+    im, options = _encoded(p, fmt, quality)
     try:
         with atomic_path(path) as tmp:
             im.save(tmp, format=fmt, **options)
     except OSError as e:
         raise SrnlError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def write_picture_to(p: Picture, stream: BinaryIO, ext: str = ".png", quality: int = 95) -> None:
+    """Encode into a binary stream (a pipe, a buffer) in the format of extension `ext`."""
+    fmt = EXTENSION_FORMATS[output_extension(ext)]
+    im, options = _encoded(p, fmt, quality)
+    im.save(stream, format=fmt, **options)

@@ -109,10 +109,10 @@ def test_denoise_fixed_and_estimated_sigma(srnl, photo, model_file):
 
 def test_tiled_cli_run_agrees_with_whole_image(srnl, tmp_path, photo, model_file):
     model = model_file(nonlocal_after=())
-    Image.fromarray(smooth_image(64, 80)).save(photo)
+    Image.fromarray(smooth_image(100, 120)).save(photo)
     srnl("upscale", photo, "-m", model, "-o", tmp_path / "plain.png")
-    srnl("upscale", photo, "-m", model, "-o", tmp_path / "tiled.png", "--tile", "48",
-         "--tile-overlap", "24")
+    srnl("upscale", photo, "-m", model, "-o", tmp_path / "tiled.png", "--tile", "64",
+         "--tile-overlap", "32")
     a = np.asarray(Image.open(tmp_path / "plain.png"), np.float64)
     b = np.asarray(Image.open(tmp_path / "tiled.png"), np.float64)
     assert np.abs(a - b).max() <= 1
@@ -133,7 +133,7 @@ def test_shipped_model_is_listed_and_used_by_default(srnl, photo, monkeypatch):
 
 
 def test_export_strips_a_training_checkpoint(srnl, tmp_path, model_file):
-    from srnl.checkpoint import load_checkpoint
+    from srnl.models.checkpoint import load_checkpoint
 
     code, _, _ = srnl("export", model_file(), tmp_path / "small.pt", "--weights", "model")
     assert code == 0 and set(load_checkpoint(tmp_path / "small.pt")) == {"format", "config", "model", "meta"}

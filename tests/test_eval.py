@@ -128,14 +128,18 @@ def test_div2k_valid_layout(tmp_path):
     assert job.names == ["0801"]
 
 
-def test_outputs_saved_panels_written_and_tiling_reported(srnl, folder, model_file, tmp_path):
+def test_outputs_saved_panels_written_and_tiling_reported(srnl, model_file, tmp_path):
+    folder = tmp_path / "Tiny"  # LR images just over the smallest tile the CLI accepts
+    folder.mkdir()
+    for name, (h, w) in {"a": (140, 150), "b": (133, 147), "c": (136, 136)}.items():
+        Image.fromarray(smooth_image(h, w, seed=len(name), noise=0.02)).save(folder / f"{name}.png")
     model = model_file(nonlocal_after=())
-    [record], out = _records(srnl, "-m", model, "--data", folder, "--tile", "16",
+    [record], out = _records(srnl, "-m", model, "--data", folder, "--tile", "64",
                              "--save-images", tmp_path / "saved",
                              "--compare-image", tmp_path / "panels")
-    assert record["tile"] == 16 and record["tiled"] == 3 and "3/3 at 16" in out
+    assert record["tile"] == 64 and record["tiled"] == 3 and "3/3 at 64" in out
     with Image.open(tmp_path / "saved" / "Tiny" / model.stem / "x2" / "b.png") as im:
-        assert im.size == (44, 36)
+        assert im.size == (146, 132)
     with Image.open(tmp_path / "panels" / "Tiny_x2.png") as im:
         assert im.size == panel_size(3)  # ground truth, bicubic, the model
 

@@ -139,3 +139,77 @@ def test_concurrent_calls_give_the_sequential_results(sr_model):
     with ThreadPoolExecutor(4) as pool:
         concurrent = list(pool.map(lambda im: upscale(im, 2, sr_model, tile=16), images))
     assert all(np.array_equal(a, b) for a, b in zip(sequential, concurrent))
+
+
+def _camera_jpeg(path, orientation=6):
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"  # Make
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0x9003] = "2021:05:06 07:08:09"  # DateTimeOriginal
+    Image.fromarray(smooth_image(20, 30)).save(path, exif=exif, dpi=(300, 300))
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg", "webp", "tif"])
+def test_exif_and_dpi_are_carried_with_the_orientation_reset(tmp_path, ext):
+    _camera_jpeg(tmp_path / "in.jpg")
+    pic = read_picture(tmp_path / "in.jpg")
+    write_picture(pic, tmp_path / f"out.{ext}")
+    with Image.open(tmp_path / f"out.{ext}") as out:
+        exif = out.getexif()
+        assert out.size == (20, 30)  # upright already: a viewer must not turn it again
+        assert exif[0x010F] == "Canon" and exif[0x0112] == 1
+        assert exif.get_ifd(0x8769)[0x9003] == "2021:05:06 07:08:09"
+        if ext != "webp":  # WebP has no resolution field
+            assert np.allclose(out.info["dpi"], (300, 300), atol=0.01)
+
+
+def test_exif_of_a_tiff_is_carried_without_its_storage_layout(tmp_path):
+    _camera_jpeg(tmp_path / "in.jpg", orientation=1)
+    write_picture(read_picture(tmp_path / "in.jpg"), tmp_path / "a.tif")
+    pic = read_picture(tmp_path / "a.tif")
+    bigger = picture_from_pil(Image.fromarray(smooth_image(40, 60)))
+    bigger.exif, bigger.dpi = pic.exif, pic.dpi
+    for ext in ("tif", "jpg"):
+        write_picture(bigger, tmp_path / f"b.{ext}")
+        with Image.open(tmp_path / f"b.{ext}") as out:
+            out.load()
+            assert out.size == (60, 40) and out.getexif()[0x010F] == "Canon"
+
+
+def _animated(path, frames=3):
+    images = [Image.fromarray(smooth_image(8, 8, seed=i)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:])
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp", "png", "tif"])
+def test_multi_frame_images_are_refused(tmp_path, sr_model, ext):
+    _animated(tmp_path / f"a.{ext}")
+    with pytest.raises(SrnlError, match="multi-frame images are not supported: 3 frames"):
+        read_picture(tmp_path / f"a.{ext}")
+    with Image.open(tmp_path / f"a.{ext}") as im, pytest.raises(SrnlError, match="3 frames"):
+        upscale(im, 2, sr_model)
+
+
+@pytest.mark.parametrize("sigma", [-3, -1e9, 256, float("nan"), float("inf")])
+def test_denoise_refuses_a_sigma_outside_0_to_255(dn_model, sigma):
+    with pytest.raises(SrnlError, match="0 to 255"):
+        denoise(smooth_image(16, 16), sigma=sigma, model=dn_model)
+
+
+def test_a_model_of_one_scale_implies_it_in_the_api():
+    x3 = tiny_model(scale=3).eval()
+    assert upscale(smooth_image(10, 12), model=x3).shape == (30, 36, 3)
+
+
+def test_the_api_is_documented():
+    import srnl
+
+    for f in (srnl.upscale, srnl.denoise, srnl.load_model):
+        assert f.__doc__ and len(f.__doc__) > 200, f.__name__
+    assert "0-255" in srnl.denoise.__doc__ and "[0, 1]" in srnl.denoise.__doc__
+    assert "[0, 1]" in srnl.load_model.__doc__
+
+
+def test_a_negative_tile_overlap_is_refused(sr_model):
+    with pytest.raises(SrnlError, match="overlap"):
+        upscale(smooth_image(20, 24), 2, sr_model, tile=16, tile_overlap=-4)
