@@ -4,9 +4,7 @@ Nothing is kept between calls except the loaded (read-only) networks, so the fun
 to call from several threads."""
 from __future__ import annotations
 
-import math
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable, Union
 
 import numpy as np
@@ -15,43 +13,21 @@ from PIL import Image
 from .errors import SrnlError
 from .imageio import (Picture, picture_from_array, picture_from_pil, picture_to_array,
                       picture_to_pil)
-from .degrade import estimate_noise
-from .infer import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, restore_image
+from .degrade import check_sigma, estimate_noise
+from .infer import (DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, InferenceOptions, level_map,
+                    restore_image)
 from .models.network import RestorationNet
-from .models.registry import default_model, shared_model
+from .models.registry import ModelLike, resolve_model
 
 ImageLike = Union[Image.Image, np.ndarray]
-ModelLike = Union[str, Path, RestorationNet, None]
-
-
-def resolve_model(model: ModelLike, task: str, scale: int | None, device: str) -> RestorationNet:
-    """The network for `task`: `model` (a shipped name, a file or a loaded network) or, if None,
-    the shipped one. An SR `scale` of None means the model's own (x2 when no model is given)."""
-    if model is None:
-        model = default_model(task, 1 if task == "denoise" else scale or 2)
-    net = model if isinstance(model, RestorationNet) else shared_model(model, device)
-    if net.config.task != task:
-        raise SrnlError(f"model is a {net.config.task!r} model, not {task!r}")
-    if task == "sr" and scale is not None and net.config.scale != scale:
-        raise SrnlError(f"model upscales x{net.config.scale}, but x{scale} was asked for")
-    return net
-
-
-def check_sigma(sigma) -> float:
-    """A noise level in 0-255 units, refused unless a finite number in [0, 255]."""
-    try:
-        value = float(sigma)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and 0 <= value <= 255):
-        raise SrnlError(f"sigma must be a finite number from 0 to 255, got {sigma!r}")
-    return value
 
 
 def restore_picture(net: RestorationNet, pic: Picture, sigma: float | None = None,
-                    **options) -> Picture:
-    """Run `net` on a picture; sigma (denoiser) in 0-255 units, relative to full scale."""
-    rgb = restore_image(net, pic.rgb, sigma, **options).clip(0, 1)
+                    options: InferenceOptions = InferenceOptions(),
+                    on_tile: Callable[[int, int], None] | None = None) -> Picture:
+    """Run `net` on a picture; sigma (denoiser) in 0-255 units, relative to full scale, or None
+    for a blind denoiser's own per-pixel estimate."""
+    rgb = restore_image(net, pic.rgb, sigma, options, on_tile).clip(0, 1)
     alpha = pic.alpha
     if alpha is not None and net.config.scale > 1:
         h, w = rgb.shape[:2]
@@ -59,9 +35,24 @@ def restore_picture(net: RestorationNet, pic: Picture, sigma: float | None = Non
     return replace(pic, rgb=rgb, alpha=alpha)
 
 
-def estimate_noise_sigma(pic: Picture) -> float:
-    """Noise std in 0-255 units."""
+def noise_level(net: RestorationNet, pic: Picture,
+                options: InferenceOptions = InferenceOptions()) -> float:
+    """The noise level (0-255 units) a denoising run without sigma uses: a blind denoiser's own
+    estimate, averaged over the image; for a non-blind one, scikit-image's wavelet estimate, which
+    is right for white noise only."""
+    if net.config.blind:
+        return float(level_map(net, pic.rgb, options).mean()) * 255.0
     return estimate_noise(pic.rgb[..., 0] if pic.grey else pic.rgb) * 255.0
+
+
+def denoise_picture(net: RestorationNet, pic: Picture, sigma: float | None,
+                    options: InferenceOptions = InferenceOptions(),
+                    on_tile: Callable[[int, int], None] | None = None) -> tuple[Picture, float]:
+    """(denoised picture, the level used): `sigma` if given; else a blind denoiser runs on its
+    own per-pixel map (the level reported is its mean) and any other on the estimated level."""
+    level = check_sigma(sigma) if sigma is not None else noise_level(net, pic, options)
+    run_with = None if sigma is None and net.config.blind else level
+    return restore_picture(net, pic, run_with, options, on_tile), level
 
 
 def _picture(image: ImageLike) -> Picture:
@@ -99,9 +90,8 @@ def upscale(image: ImageLike, scale: int | None = None, model: ModelLike = None,
     Safe to call from several threads.
     """
     net = resolve_model(model, "sr", scale, device)
-    out = restore_picture(net, _picture(image), tile=tile, overlap=tile_overlap,
-                          self_ensemble=self_ensemble, memory_budget=memory_budget, on_tile=on_tile)
-    return _like(out, image)
+    options = InferenceOptions(tile, tile_overlap, self_ensemble, memory_budget)
+    return _like(restore_picture(net, _picture(image), None, options, on_tile), image)
 
 
 def denoise(image: ImageLike, sigma: float | None = None, model: ModelLike = None, *,
@@ -113,17 +103,16 @@ def denoise(image: ImageLike, sigma: float | None = None, model: ModelLike = Non
 
     image: a PIL image or a uint8/uint16 numpy array, as for `upscale`.
     sigma: the noise standard deviation in 0-255 units relative to full scale (also for 16-bit
-        images: 25 means 25/255 of the range), finite, from 0 to 255; None estimates it from the
-        image. (The raw network from `load_model("denoise")` takes sigma in [0, 1] units instead:
-        `net(x, 25 / 255)`.)
+        images: 25 means 25/255 of the range), finite, from 0 to 255; None leaves it to the model:
+        the shipped blind denoiser estimates a per-pixel level (real camera noise, JPEG
+        artefacts), a non-blind one the wavelet estimate of white noise. (The raw network from
+        `load_model("denoise")` takes sigma in [0, 1] units instead: `net(x, 25 / 255)`.)
     model: "denoise", a denoising checkpoint file, a loaded network, or None for the shipped one.
     tile, tile_overlap, self_ensemble, device, memory_budget, on_tile: as for `upscale`.
 
     Raises SrnlError for a bad sigma, a wrong model, array type or mode.
     """
     net = resolve_model(model, "denoise", 1, device)
-    pic = _picture(image)
-    sigma = estimate_noise_sigma(pic) if sigma is None else check_sigma(sigma)
-    out = restore_picture(net, pic, sigma=sigma, tile=tile, overlap=tile_overlap,
-                          self_ensemble=self_ensemble, memory_budget=memory_budget, on_tile=on_tile)
+    options = InferenceOptions(tile, tile_overlap, self_ensemble, memory_budget)
+    out, _ = denoise_picture(net, _picture(image), sigma, options, on_tile)
     return _like(out, image)

@@ -57,7 +57,7 @@ def check_writable_file(path: str | os.PathLike, overwrite: bool = True) -> None
     if path.is_dir():
         raise SrnlError(f"{path}: is a folder, not a file")
     if path.exists() and not overwrite:
-        raise SrnlError(f"{path}: exists (use --overwrite to replace it)")
+        raise SrnlError(f"{path}: exists", option="overwrite")
     _check_folder_writable(path.parent, path)
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .api import upscale, denoise
-from .infer import DEFAULT_OVERLAP, auto_tile, tile_spans
+from .infer import InferenceOptions, tile_spans
 from .models.attention import NonLocalAttention
 from .models.catalog import count_flops
 from .models.config import ModelConfig
@@ -108,12 +108,11 @@ def build_case(spec: tuple) -> Callable[[], object]:
             fn = partial(fn, x)
         return lambda: _no_grad(fn)
     if kind == "nlm":
-        from skimage.restoration import denoise_nl_means
+        from .eval.restorers import nlm
 
         _, h, w = spec
-        noisy, sigma = _image(h, w).astype(np.float64) / 255, 25 / 255
-        return lambda: denoise_nl_means(noisy, patch_size=5, patch_distance=6, h=0.8 * sigma,
-                                        sigma=sigma, fast_mode=True, channel_axis=-1)
+        noisy = _image(h, w).astype(np.float64)
+        return lambda: nlm(noisy, 25.0)  # the very call `srnl eval -m nlm` scores
     raise ValueError(f"unknown case {spec!r}")
 
 
@@ -139,10 +138,11 @@ def measure_peaks(specs: list[tuple]) -> list[int | None]:
 def executed_flops(net, h: int, w: int) -> float:
     """FLOPs of the calls that default flags make: one per tile where the image is tiled (each
     tile's attention sees only that tile, so this is less than one whole-image count)."""
-    tile = auto_tile(net, h, w)
+    options = InferenceOptions()
+    tile = options.tile_for(net, h, w)
     if not tile:
         return count_flops(net, h, w)
-    rows, cols = tile_spans(h, w, tile, DEFAULT_OVERLAP)
+    rows, cols = tile_spans(h, w, tile, options.overlap)
     sizes = Counter((th, tw) for _, th in rows for _, tw in cols)
     return sum(n * count_flops(net, th, tw) for (th, tw), n in sizes.items())
 
@@ -308,16 +308,14 @@ def _mb(memory: int | None) -> float | None:
     return None if memory is None else memory / 2**20
 
 
-def run_bench(quick: bool = False, threads: int | None = None) -> dict:
-    if threads:
-        torch.set_num_threads(threads)
+def run_bench(train_model: ModelConfig, train_batch: int, train_patch: int,
+              quick: bool = False) -> dict:
+    """Every measurement; the training rows time `train_model` at that batch and patch (a
+    recipe's, which the caller reads)."""
     repeats = 1 if quick else 3
     sizes = {"sr": [(256, 256), (512, 512)] + ([] if quick else [(1080, 1920)]),
              "denoise": [(512, 512)]}
     ceiling = matmul_gflops(repeats=repeats + 2)
-    from .train.config import TrainConfig, load_toml
-
-    recipe = TrainConfig.from_dict(load_toml("x2"))
     sides = [48, 96] if quick else [64, 128, 256]
     models = bench_models(sizes, repeats, ceiling)
     attention = bench_attention(sides, 32, 2**31, repeats)
@@ -335,7 +333,7 @@ def run_bench(quick: bool = False, threads: int | None = None) -> dict:
         "mechanisms": bench_mechanisms(first, 256 if quick else 512, repeats),
         "seams": bench_seams(256 if quick else 512, 128 if quick else 256),
         "classical": classical,
-        "training": bench_training(recipe.model, recipe.batch, recipe.patch, 3 if quick else 10),
+        "training": bench_training(train_model, train_batch, train_patch, 3 if quick else 10),
         "memory_growth_4x_pixels": {
             f"model {first}": _ratio(models, f"model {first}", "256x256", "512x512"),
             # srnl's block at the largest sizes, where its memory is more than fixed overhead;

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .batch import find_images
+from .imageio import find_images
 from .degrade import bicubic_downscale, modcrop
 from .errors import SrnlError
 

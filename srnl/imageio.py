@@ -27,6 +27,8 @@ ORIENTATION = 0x0112
 _STORAGE_TAGS = {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 282,
                  283, 284, 296, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347, 513,
                  514, 529, 530, 531, 532, 34675, 37724}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm",
+                  ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".ico", ".dib", ".pcx", ".sgi"}
 EXTENSION_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                      ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
@@ -175,13 +177,13 @@ def read_picture(path: str | os.PathLike | BinaryIO, max_pixels: int | None = DE
                 w, h = im.size
                 if max_pixels and w * h > max_pixels:
                     raise SrnlError(f"{label}: {w}x{h} is over the {max_pixels}-pixel limit "
-                                    "(decompression bomb guard; raise it with --max-pixels)")
+                                    "(decompression bomb guard)", option="max_pixels")
                 _check_single_frame(im, label)
                 im.load()
                 return picture_from_pil(im)
     except Image.DecompressionBombError:
-        raise SrnlError(f"{label}: over Pillow's decompression bomb limit "
-                        "(raise it with --max-pixels)") from None
+        raise SrnlError(f"{label}: over Pillow's decompression bomb limit",
+                        option="max_pixels") from None
     except UnidentifiedImageError:
         raise SrnlError(f"{label}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -225,3 +227,13 @@ def write_picture_to(p: Picture, stream: BinaryIO, ext: str = ".png", quality: i
     fmt = EXTENSION_FORMATS[output_extension(ext)]
     im, options = _encoded(p, fmt, quality)
     im.save(stream, format=fmt, **options)
+
+
+def find_images(folder: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
+    """Image files in `folder` (and below, if `recursive`), leaving out the folder `exclude`."""
+    pattern = "**/*" if recursive else "*"
+    found = (p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if exclude is not None:
+        exclude = exclude.resolve()
+        found = (p for p in found if not p.resolve().is_relative_to(exclude))
+    return sorted(found)

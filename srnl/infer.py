@@ -7,6 +7,7 @@ exactly like the image."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -20,6 +21,8 @@ from .models.network import RestorationNet
 Fn = Callable[[Tensor], Tensor]
 DEFAULT_MEMORY_BUDGET = 1.5 * 2**30
 DEFAULT_OVERLAP = 32
+# Below this, overlaps and edges take most of a tile's time (auto tiling's smallest tile too).
+MIN_TILE = 64
 
 
 def model_fn(model: RestorationNet) -> Fn:
@@ -150,11 +153,42 @@ def auto_tile(model: RestorationNet, h: int, w: int, budget: float = DEFAULT_MEM
     if estimate_bytes(model, h, w) <= budget:
         return 0
     side = int(math.sqrt(budget / estimate_bytes(model, 1, 1)))
-    return max(64, side - side % 8)
+    return max(MIN_TILE, side - side % 8)
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How a network runs on an image; checked once, here, for the API, every command, eval and
+    bench. tile: "auto" (tile only when the image would not fit `memory_budget` bytes), 0 (never)
+    or the side of square input tiles; overlap: between tiles, in input pixels."""
+    tile: int | str = "auto"
+    overlap: int = DEFAULT_OVERLAP
+    self_ensemble: bool = False
+    memory_budget: float = DEFAULT_MEMORY_BUDGET
+
+    def __post_init__(self):
+        if self.tile != "auto" and (isinstance(self.tile, bool) or not isinstance(self.tile, int)
+                                    or self.tile < 0 or 0 < self.tile < MIN_TILE):
+            raise SrnlError(f"the tile must be auto, 0 or a side from {MIN_TILE} up, "
+                            f"got {self.tile!r}", option="tile")
+        if self.overlap < 0:
+            raise SrnlError(f"the tile overlap must be 0 or more, got {self.overlap}",
+                            option="tile_overlap")
+        if self.tile not in ("auto", 0) and self.overlap > self.tile // 2:
+            raise SrnlError(f"the tile overlap must be at most half the tile ({self.tile // 2} for "
+                            f"tile {self.tile}), got {self.overlap}", option="tile_overlap")
+        if not self.memory_budget > 0:
+            raise SrnlError(f"the memory budget must be positive, got {self.memory_budget}",
+                            option="memory_budget")
+
+    def tile_for(self, model: RestorationNet, h: int, w: int) -> int:
+        """The tile side this image runs with (0: whole); the one place "auto" is decided."""
+        return auto_tile(model, h, w, self.memory_budget) if self.tile == "auto" else self.tile
 
 
 def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = None,
-                  **options) -> np.ndarray:
+                  options: InferenceOptions = InferenceOptions(),
+                  on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(H, W, 3) float in [0, 1] -> the network's (sH, sW, 3) float32 output, unclamped.
     sigma (denoiser): noise std in 0-255 units, relative to full scale; None lets a blind
     denoiser estimate it."""
@@ -167,24 +201,33 @@ def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = 
         # NaN marks "estimate it": it rides through padding, flips and tiles like the image.
         level = math.nan if sigma is None else sigma / 255.0
         x = torch.cat([x, torch.full_like(x[:, :1], level)], 1)
-    return restore(model, x, **options)[0].permute(1, 2, 0).float().cpu().numpy()
+    return restore(model, x, options, on_tile)[0].permute(1, 2, 0).float().cpu().numpy()
 
 
 @torch.inference_mode()
-def restore(model: RestorationNet, x: Tensor, *, tile: int | str = "auto",
-            overlap: int = DEFAULT_OVERLAP, self_ensemble: bool = False,
-            memory_budget: float = DEFAULT_MEMORY_BUDGET,
+def level_map(model: RestorationNet, rgb: np.ndarray,
+              options: InferenceOptions = InferenceOptions()) -> np.ndarray:
+    """A blind denoiser's noise-level map of an (H, W, 3) image in [0, 1], (H, W) in [0, 1] units,
+    through the same padding and tiles as its restoration."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
+    x = x.to(next(model.parameters()).device)
+    fn = padded(model.estimate_level, model.config.pad_multiple, 1)
+    tile = options.tile_for(model, *x.shape[-2:])
+    if tile:
+        fn = tiled(fn, tile, options.overlap, 1)
+    return fn(x)[0, 0].float().cpu().numpy()
+
+
+@torch.inference_mode()
+def restore(model: RestorationNet, x: Tensor, options: InferenceOptions = InferenceOptions(),
             on_tile: Callable[[int, int], None] | None = None) -> Tensor:
     """x: (B, C, H, W) in [0, 1] (denoiser: the noise map appended as a last channel).
     Returns the unclamped network output."""
-    if overlap < 0:
-        raise SrnlError(f"the tile overlap must be 0 or more, got {overlap}")
-    if tile == "auto":
-        tile = auto_tile(model, *x.shape[-2:], memory_budget)
+    tile = options.tile_for(model, *x.shape[-2:])
     scale = model.config.scale
     fn = padded(model_fn(model), model.config.pad_multiple, scale)
-    if self_ensemble:
+    if options.self_ensemble:
         fn = self_ensembled(fn)
     if tile:
-        fn = tiled(fn, int(tile), overlap, scale, on_tile)
+        fn = tiled(fn, tile, options.overlap, scale, on_tile)
     return fn(x.contiguous(memory_format=torch.channels_last))

@@ -57,7 +57,7 @@ def smooth_image(h=40, w=48, seed=0, channels=3, noise=0.1) -> np.ndarray:
 @pytest.fixture
 def srnl(capsys, monkeypatch):
     """Run the `srnl` command in-process; returns (exit code, stdout, stderr)."""
-    from cli.main import main
+    from srnl.cli import main
 
     def run(*args):
         monkeypatch.setattr(sys, "argv", ["srnl", *map(str, args)])

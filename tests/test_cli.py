@@ -127,9 +127,9 @@ def test_shipped_model_is_listed_and_used_by_default(srnl, photo, monkeypatch):
     assert code == 0
     with Image.open(photo.parent / "photo_x2.png") as im:
         assert im.size == (64, 48)
-    monkeypatch.setattr("srnl.models.registry.PRETRAINED", {})
+    monkeypatch.setattr("srnl.models.registry.DEFAULTS", {})
     code, _, err = srnl("upscale", photo, "-s", "3")
-    assert code == 2 and "no shipped model for x3" in err
+    assert code == 2 and "no shipped model for x3" in err and "--model" in err
 
 
 def test_export_strips_a_training_checkpoint(srnl, tmp_path, model_file):

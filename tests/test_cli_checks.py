@@ -16,7 +16,7 @@ from conftest import smooth_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # `srnl` run from this checkout in a fresh process (with the arguments that follow).
-SRNL = "import sys; sys.argv[0] = 'srnl'; from cli.main import main; main()"
+SRNL = "import sys; sys.argv[0] = 'srnl'; from srnl.cli import main; main()"
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -57,9 +57,9 @@ def test_unwritable_destinations_are_refused_before_the_work(srnl, tmp_path, pho
     def must_not_run(*args, **kwargs):
         raise AssertionError("the work started before the destination was checked")
 
-    monkeypatch.setattr("srnl.evaluate.run_job", must_not_run)
+    monkeypatch.setattr("srnl.eval.runner.run_job", must_not_run)
     monkeypatch.setattr("srnl.bench.run_bench", must_not_run)
-    monkeypatch.setattr("srnl.compare.compare_image", must_not_run)
+    monkeypatch.setattr("srnl.eval.compare.compare_image", must_not_run)
     model = model_file()
     for args in (["compare", photo, "-m", model, "-o", blocked / "panel.png"],
                  ["eval", "-m", "bicubic", tmp_path, "--json", blocked / "r.json"],
@@ -136,7 +136,7 @@ def test_a_folder_job_can_be_resumed_quietly_with_a_json_summary(srnl, tmp_path,
     assert Path(a["input"]).name == "a.png" and a["status"] == "skipped"
     assert b == {"input": str(src / "b.png"), "output": str(src / "b_x2.png"),
                  "input_size": [20, 16], "output_size": [40, 32], "seconds": b["seconds"],
-                 "status": "ok", "error": None}
+                 "status": "ok", "error": None, "note": None}
 
 
 def test_version(srnl):
@@ -155,13 +155,13 @@ def test_export_needs_overwrite_to_replace_a_file(srnl, tmp_path, model_file):
 
 
 def test_ctrl_c_says_how_many_files_were_finished(srnl, tmp_path, model_file, monkeypatch):
-    from srnl import batch
+    from srnl import files
 
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
         Image.fromarray(smooth_image(16, 16, seed=i)).save(src / f"{i}.png")
-    real_write, written = batch.write_picture, []
+    real_write, written = files.write_picture, []
 
     def write_then_interrupt(pic, path, quality):
         if written:
@@ -169,7 +169,7 @@ def test_ctrl_c_says_how_many_files_were_finished(srnl, tmp_path, model_file, mo
         real_write(pic, path, quality)
         written.append(path)
 
-    monkeypatch.setattr(batch, "write_picture", write_then_interrupt)
+    monkeypatch.setattr(files, "write_picture", write_then_interrupt)
     code, _, err = srnl("upscale", src, "-m", model_file())
     assert code == 130 and "interrupted: 1 of 3 files finished" in err
 
@@ -201,7 +201,7 @@ def slow_save(self, fp, *args, **kwargs):
 
 Image.Image.save = slow_save
 sys.argv[0] = "srnl"
-from cli.main import main
+from srnl.cli import main
 main()
 """
 
@@ -224,7 +224,7 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path, photo, model_f
 
 
 def test_the_command_line_starts_without_torch():
-    done = subprocess.run([sys.executable, "-c", "import sys, cli.main; print(sorted(m for m in "
+    done = subprocess.run([sys.executable, "-c", "import sys, srnl.cli; print(sorted(m for m in "
                            "('torch', 'skimage', 'numpy', 'PIL') if m in sys.modules))"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

@@ -2,8 +2,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from conftest import smooth_image, tiny_model
-from srnl.compare import columns_without_reference, render
-from srnl.evaluate import Method, Setting
+from srnl.eval.compare import columns_without_reference, render
+from srnl.eval.protocol import Setting
+from srnl.eval.restorers import Method
 
 
 def _drawn(text: str, font) -> np.ndarray:

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from conftest import smooth_image
-from srnl.compare import best_box, panel_size
+from srnl.eval.compare import best_box, panel_size
 from srnl.degrade import bicubic_resize, modcrop
-from srnl.evaluate import load_method, plan, run_job
+from srnl.eval.restorers import load_method
+from srnl.eval.runner import plan, run_job
 from srnl.metrics import sr_scores
 
 BENCHMARK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmark"

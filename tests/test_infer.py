@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from srnl.infer import auto_tile, estimate_bytes, padded, restore, self_ensembled, tiled
+from srnl.errors import SrnlError
+from srnl.infer import (InferenceOptions, auto_tile, estimate_bytes, padded, restore,
+                        self_ensembled, tiled)
 from srnl.metrics import psnr
 
 TRANSFORMS = [lambda t: t, lambda t: t.flip(-1), lambda t: t.flip(-2), lambda t: t.flip(-1, -2),
@@ -15,9 +17,9 @@ def test_tiled_matches_whole_image(scale):
     """Overlapping tiles blended with smooth weights agree with the whole-image pass (no seams).
     Convolutional model: attention context is per tile by design."""
     model = tiny_model(scale=scale, nonlocal_after=()).eval()
-    x = torch.rand(1, 3, 70, 57)
-    whole = restore(model, x, tile=0)
-    parts = restore(model, x, tile=40, overlap=32)
+    x = torch.rand(1, 3, 150, 117)
+    whole = restore(model, x, InferenceOptions(tile=0))
+    parts = restore(model, x, InferenceOptions(tile=64, overlap=32))
     assert parts.shape == whole.shape
     assert psnr(parts.numpy(), whole.numpy(), data_range=1.0) >= 50
 
@@ -33,7 +35,7 @@ def test_tiles_cover_uneven_sizes_and_report_progress():
 def test_padding_for_the_denoiser_is_cropped_back():
     model = tiny_model(task="denoise", scale=1).eval()
     x = torch.rand(1, 4, 15, 13)
-    assert restore(model, x, tile=0).shape == (1, 3, 15, 13)
+    assert restore(model, x, InferenceOptions(tile=0)).shape == (1, 3, 15, 13)
     seen = []
     fn = padded(lambda t: seen.append(t.shape[-2:]) or t.repeat_interleave(3, -1).repeat_interleave(3, -2),
                 multiple=4, scale=3)
@@ -61,10 +63,31 @@ def test_self_ensemble_is_equivariant():
 
 def test_restore_is_deterministic():
     model = tiny_model().eval()
-    x = torch.rand(1, 3, 33, 31)
-    a = restore(model, x, tile=16, self_ensemble=True)
-    b = restore(model, x, tile=16, self_ensemble=True)
+    x = torch.rand(1, 3, 133, 101)
+    options = InferenceOptions(tile=64, self_ensemble=True)
+    a, b = restore(model, x, options), restore(model, x, options)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kw,option", [(dict(tile=16), "tile"), (dict(tile=-1), "tile"),
+                                       (dict(tile="big"), "tile"),
+                                       (dict(overlap=-4), "tile_overlap"),
+                                       (dict(tile=64, overlap=33), "tile_overlap"),
+                                       (dict(memory_budget=0), "memory_budget")])
+def test_inference_options_are_checked_once(kw, option):
+    with pytest.raises(SrnlError) as refused:
+        InferenceOptions(**kw)
+    assert refused.value.option == option
+
+
+def test_auto_tile_is_decided_by_the_options():
+    model = tiny_model()
+    budget = estimate_bytes(model, 100, 100)
+    assert InferenceOptions(memory_budget=budget).tile_for(model, 100, 100) == 0
+    assert InferenceOptions(memory_budget=budget).tile_for(model, 1000, 1000) == auto_tile(
+        model, 1000, 1000, budget)
+    assert InferenceOptions(tile=0).tile_for(model, 5000, 5000) == 0
+    assert InferenceOptions(tile=96).tile_for(model, 50, 50) == 96
 
 
 def test_auto_tiles_only_over_the_memory_budget():

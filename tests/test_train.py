@@ -187,7 +187,7 @@ def test_fine_tune_from_x2_copies_the_matching_tensors(tmp_path):
 
 
 def _cli_train(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "train",
+    return subprocess.Popen([sys.executable, "-c", "from srnl.cli import main; main()", "train",
                              *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 

@@ -2,8 +2,12 @@
 hundredths of a dB of MATLAB's imresize), seeded unclipped Gaussian noise for denoising."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
+
+from ..errors import SrnlError
 
 
 def modcrop(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -37,3 +41,14 @@ def estimate_noise(img: np.ndarray) -> float:
     img = np.asarray(img, np.float64)
     return float(estimate_sigma(img, channel_axis=-1 if img.ndim == 3 else None,
                                 average_sigmas=True))
+
+
+def check_sigma(sigma) -> float:
+    """A noise level in 0-255 units, refused unless a finite number in [0, 255]."""
+    try:
+        value = float(sigma)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= 255):
+        raise SrnlError(f"sigma must be a finite number from 0 to 255, got {sigma!r}")
+    return value

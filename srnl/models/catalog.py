@@ -53,7 +53,7 @@ def describe_shipped() -> list[dict]:
     for spec in PRETRAINED.values():
         model = load_model(spec.name)
         card = model.card
-        rows.append(dict(name=spec.name, task=spec.task, scale=spec.scale,
+        rows.append(dict(name=spec.name, task=spec.task, scale=spec.scale, about=spec.about,
                          params=count_params(model), flops_per_pixel=flops_per_pixel(model),
                          data=card.data, steps=card.steps if card.steps is not None else "?",
                          headline=format_metrics(card.metrics, limit=3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import torch
 
@@ -14,6 +15,7 @@ from .layers import fold_weight_norm
 from .network import RestorationNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+ModelLike = Union[str, Path, RestorationNet, None]
 
 
 @dataclass(frozen=True)
@@ -22,26 +24,43 @@ class Pretrained:
     task: str
     scale: int
     file: str
+    about: str  # what it is for, in a line
 
     @property
     def path(self) -> Path:
         return WEIGHTS_DIR / self.file
 
 
+BENCHMARK = "the benchmark protocol (clean bicubic LR), for comparing with papers"
 PRETRAINED = {p.name: p for p in [
-    Pretrained("x2", "sr", 2, "x2.pt"),
-    Pretrained("x3", "sr", 3, "x3.pt"),
-    Pretrained("x4", "sr", 4, "x4.pt"),
-    Pretrained("denoise", "denoise", 1, "denoise.pt"),
+    Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK),
+    Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK),
+    Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK),
+    Pretrained("denoise", "denoise", 1, "denoise.pt",
+               "white Gaussian noise of a given or estimated sigma"),
 ]}
+# What `srnl upscale` / `srnl denoise` (and the Python API) run when no model is named.
+DEFAULTS = {("sr", 2): "x2", ("sr", 3): "x3", ("sr", 4): "x4", ("denoise", 1): "denoise"}
 
 
 def default_model(task: str, scale: int = 1) -> str:
-    for p in PRETRAINED.values():
-        if p.task == task and p.scale == scale:
-            return p.name
+    if (task, scale) in DEFAULTS:
+        return DEFAULTS[task, scale]
     what = f"x{scale} super-resolution" if task == "sr" else "denoising"
-    raise SrnlError(f"no shipped model for {what}; pass a model file with --model")
+    raise SrnlError(f"no shipped model for {what}; name a model file", option="model")
+
+
+def resolve_model(model: ModelLike, task: str, scale: int | None, device: str) -> RestorationNet:
+    """The network for `task`: `model` (a shipped name, a file or a loaded network) or, if None,
+    the shipped one. An SR `scale` of None means the model's own (x2 when no model is given)."""
+    if model is None:
+        model = default_model(task, 1 if task == "denoise" else scale or 2)
+    net = model if isinstance(model, RestorationNet) else shared_model(model, device)
+    if net.config.task != task:
+        raise SrnlError(f"model is a {net.config.task!r} model, not {task!r}")
+    if task == "sr" and scale is not None and net.config.scale != scale:
+        raise SrnlError(f"model upscales x{net.config.scale}, but x{scale} was asked for")
+    return net
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:

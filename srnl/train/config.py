@@ -2,8 +2,9 @@
 written to the run directory and into every checkpoint."""
 from __future__ import annotations
 
+import math
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..degrade import Degradation, load_preset
@@ -64,6 +65,10 @@ class TrainConfig:
             raise SrnlError(f"loss must be l1 or charbonnier, got {self.loss!r}")
         if self.steps < 1 or self.batch < 1 or self.patch < 8:
             raise SrnlError("steps and batch must be positive and patch at least 8")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise SrnlError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.threads < 0:
+            raise SrnlError(f"threads must be 1 or more (0: the default), got {self.threads}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -130,3 +135,37 @@ def to_toml(d: dict) -> str:
         if isinstance(v, dict):
             lines += ["", f"[{k}]"] + [f"{kk} = {value(vv)}" for kk, vv in v.items()]
     return "\n".join(lines) + "\n"
+
+
+def load_recipe(path_or_recipe: str) -> TrainConfig:
+    """A shipped recipe (x2, photo-x2...) or a TOML file, over the trainer's defaults."""
+    return TrainConfig().updated(load_toml(path_or_recipe))
+
+
+def options_to_changes(options: dict) -> dict:
+    """Flat command-line options (None: not given) -> changes for `TrainConfig.updated`: the
+    fields of ModelConfig go to the nested model table; non-local position -1 means none."""
+    model_fields = {f.name for f in fields(ModelConfig)}
+    given = {k: v for k, v in options.items() if v is not None}
+    model = {k: given.pop(k) for k in list(given) if k in model_fields}
+    if model.get("nonlocal_after") == [-1]:
+        model["nonlocal_after"] = []
+    if model.get("task") == "denoise" and "scale" not in model:
+        model["scale"] = 1
+    return {**given, "model": model}
+
+
+def build_config(options: dict, recipe: str | None = None, config: str | None = None,
+                 resume: str | None = None) -> TrainConfig:
+    """The run's configuration: the trainer's defaults, under a resumed run's config.toml or a
+    recipe or TOML file, under the options given (None: not given)."""
+    cfg = TrainConfig()
+    if resume:
+        cfg = cfg.updated(load_toml(str(Path(resume) / "config.toml")))
+        options = {**options, "out": str(resume)}
+    elif recipe or config:
+        cfg = cfg.updated(load_toml(str(config or recipe)))
+    cfg = cfg.updated(options_to_changes(options))
+    if not cfg.data:
+        raise SrnlError("no training data: name a data folder, a recipe or a config file")
+    return cfg

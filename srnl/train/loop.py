@@ -18,21 +18,14 @@ from ..atomic import atomic_path
 from ..models.checkpoint import (inference_weights, load_checkpoint, model_payload,
                                  save_checkpoint)
 from ..errors import SrnlError
-from ..evaluate import run_network, score_denoise, score_sr
+from ..runtime import resolve_device, use_threads
+from ..eval.restorers import run_network, score_denoise, score_sr
 from ..metrics import rgb_scores
 from ..models.network import RestorationNet, build_model
 from ..degrade import Degradation
 from .config import TrainConfig, to_toml
 from .data import ImageSet, PatchBatches, gather_pairs, load_images, split_holdout
 from .plot import plot_curves
-
-
-def _device(cfg: TrainConfig, d: Dist) -> str:
-    if cfg.device == "auto":
-        return f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu"
-    if cfg.device == "cuda":
-        return f"cuda:{d.local_rank}"
-    return cfg.device
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -157,8 +150,8 @@ def _meta(cfg: TrainConfig, run: Run, images: ImageSet, seconds: float, d: Dist)
 def prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
     out = Path(cfg.out)
     if not resume and (out / "last.pt").exists():
-        raise SrnlError(f"{out} already holds a run: --resume {out} to continue it, "
-                        "or choose another --out")
+        raise SrnlError(f"{out} already holds a run: resume it, or choose another run "
+                        "directory", option="resume")
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -176,11 +169,10 @@ class Progress:
 def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> Path:
     """Train as `cfg` says; with `resume`, continue `cfg.out/last.pt` exactly. Returns the run dir.
     `progress(Progress)` is called after each step on rank 0."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    gpu = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
-    with process_group("nccl" if gpu else "gloo") as d:
-        return _train(cfg, d, resume, progress, echo)
+    use_threads(cfg.threads or None)
+    device = resolve_device(cfg.device)
+    with process_group("nccl" if device.startswith("cuda") else "gloo") as d:
+        return _train(cfg, d, resolve_device(cfg.device), resume, progress, echo)
 
 
 @dataclass
@@ -308,8 +300,7 @@ class Bookkeeper:
         self.window_loss, self.window_steps, self.tic = 0.0, 0, time.perf_counter()
 
 
-def _train(cfg: TrainConfig, d: Dist, resume: bool, progress, echo) -> Path:
-    device = _device(cfg, d)
+def _train(cfg: TrainConfig, d: Dist, device: str, resume: bool, progress, echo) -> Path:
     out = prepare_run_dir(cfg, resume) if d.main else Path(cfg.out)
     data = load_data(cfg)
     run = start_run(cfg, device, d, out, resume, echo)

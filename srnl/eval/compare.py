@@ -10,13 +10,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from skimage.transform import integral_image
 
-from .atomic import atomic_path
-from .datasets import Pair, load_rgb
-from .degrade import estimate_noise
-from .errors import SrnlError
-from .evaluate import (REFERENCE_BASELINE, Job, Method, NetOptions, Record, Setting,
-                       as_uint8, load_sample, scores)
+from ..atomic import atomic_path, check_writable_file
+from ..datasets import Pair, load_rgb
+from ..degrade import check_sigma, estimate_noise
+from ..errors import SrnlError
+from ..infer import InferenceOptions
+from ..models.registry import default_model, resolve_model, shared_model
+from .protocol import Setting, load_sample, scores
 from .report import psnr_text
+from .restorers import REFERENCE_BASELINE, Method
+from .runner import Job, Record, as_uint8
 
 CELL = 256  # display side of each crop, in panel pixels
 GAP = 8
@@ -47,7 +50,7 @@ def panel_size(columns: int) -> tuple[int, int]:
 
 
 def columns_for(clean: np.ndarray, degraded: np.ndarray, methods: list[Method], setting: Setting,
-                options: NetOptions = NetOptions()) -> list[Column]:
+                options: InferenceOptions = InferenceOptions()) -> list[Column]:
     """Ground truth, the protocol baseline (bicubic / the noisy input), then `methods` in order."""
     baseline = REFERENCE_BASELINE[setting.task]
     columns = [Column("ground truth", clean)]
@@ -58,7 +61,7 @@ def columns_for(clean: np.ndarray, degraded: np.ndarray, methods: list[Method], 
 
 
 def columns_without_reference(degraded: np.ndarray, model: Method, setting: Setting,
-                              options: NetOptions = NetOptions()) -> list[Column]:
+                              options: InferenceOptions = InferenceOptions()) -> list[Column]:
     """The input (nearest-neighbour enlarged for SR), bicubic or NLM, and the model."""
     if setting.task == "sr":
         h, w = degraded.shape[:2]
@@ -68,7 +71,8 @@ def columns_without_reference(degraded: np.ndarray, model: Method, setting: Sett
         baseline = Method("bicubic")
     else:
         # Pillow's built-in font has no Greek letters: "σ" would be drawn as a box.
-        shown = Column("input", as_uint8(degraded), note=f"sigma {setting.sigma:.1f}")
+        shown = Column("input", as_uint8(degraded), note=f"sigma {setting.sigma:.1f}"
+                       if setting.sigma is not None else "level left to each method")
         baseline = Method("nlm")
     return [shown, Column(baseline.name, baseline.run(degraded, setting)),
             Column(model.name, model.run(degraded, setting, options))]
@@ -171,7 +175,7 @@ def _focus(clean: np.ndarray, columns: list[Column], candidate: str, task: str) 
 
 def compare_image(image: Path, model: Method, setting: Setting, *, reference: bool = True,
                   box: Box | None = None,
-                  options: NetOptions = NetOptions()) -> tuple[Image.Image, list[Column], Box]:
+                  options: InferenceOptions = InferenceOptions()) -> tuple[Image.Image, list[Column], Box]:
     """With `reference`, `image` is clean: degraded here, then restored by the baseline (and NLM
     at the true sigma when denoising) and the model. Without, `image` is the degraded input
     itself; a denoising sigma of None is then estimated from it."""
@@ -186,7 +190,7 @@ def compare_image(image: Path, model: Method, setting: Setting, *, reference: bo
         degraded = load_rgb(image)
         if setting.task == "denoise":
             degraded = degraded.astype(np.float64)
-            if setting.sigma is None:
+            if setting.sigma is None and not (model.net is not None and model.net.config.blind):
                 setting = replace(setting, sigma=estimate_noise(degraded))
         columns = columns_without_reference(degraded, model, setting, options)
         # No ground truth: show where the model departs most from the baseline.
@@ -195,8 +199,39 @@ def compare_image(image: Path, model: Method, setting: Setting, *, reference: bo
     return render(columns, box), columns, box
 
 
+def comparison(model: str | None = None, *, scale: int | None = None, sigma: float | None = None,
+               degradation: str | None = None, reference: bool = True,
+               device: str = "cpu") -> tuple[Method, Setting]:
+    """What `srnl compare` shows: the model (default: the shipped denoiser when a sigma is given
+    without a scale, else the shipped upscaler of `scale` or x2) and the setting that degrades
+    the image (a denoiser without sigma: 25, or, on a degraded input or a blind model, its own)."""
+    if sigma is not None:
+        check_sigma(sigma)
+    if model is None:
+        model = (default_model("denoise") if sigma is not None and scale is None
+                 else default_model("sr", scale or 2))
+    net = shared_model(model, device)
+    if scale is not None:
+        resolve_model(net, "sr", scale, device)  # refuses a denoiser or another scale
+    if net.config.task == "sr":
+        return Method(model, net), Setting("sr", net.config.scale, degradation=degradation)
+    if sigma is None and reference and degradation is None and not net.config.blind:
+        sigma = 25.0
+    return Method(model, net), Setting("denoise", 1, sigma, degradation=degradation)
+
+
+def panel_path(image: Path, output: Path | None, overwrite: bool) -> Path:
+    """Where the panel goes (default IMAGE_compare.png beside the image), refused before any work
+    when it is the input itself, or exists and may not be replaced."""
+    output = output or image.with_name(f"{image.stem}_compare.png")
+    if output.exists() and output.resolve() == image.resolve():
+        raise SrnlError(f"{output}: the panel would overwrite its input; refused")
+    check_writable_file(output, overwrite)
+    return output
+
+
 def dataset_panels(jobs: list[Job], records: list[Record], folder: Path,
-                   options: NetOptions = NetOptions()) -> list[Path]:
+                   options: InferenceOptions = InferenceOptions()) -> list[Path]:
     """One panel per dataset and setting: every evaluated method on a showcase image."""
     groups: dict[tuple[str, Setting], list[int]] = {}
     for i, job in enumerate(jobs):

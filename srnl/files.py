@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import SrnlError
-from .imageio import (EXTENSION_FORMATS, Picture, output_extension, read_picture, write_picture,
-                      write_picture_to)
+from .distributed import Dist, gather, process_group, shard
+from .imageio import (EXTENSION_FORMATS, IMAGE_SUFFIXES, Picture, find_images, output_extension,
+                      read_picture, write_picture, write_picture_to)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm",
-                  ".pgm", ".pbm", ".pnm", ".tga", ".jp2", ".ico", ".dib", ".pcx", ".sgi"}
 STDIO = Path("-")
 
 
@@ -38,6 +37,8 @@ class Result:
     seconds: float = 0.0
     error: str | None = None
     skipped: bool = False  # the output existed and was kept
+    note: str | None = None  # what the work chose for this image (e.g. the noise level used)
+    option: str | None = None  # the setting that would allow what the error refused
 
     @property
     def status(self) -> str:
@@ -47,17 +48,7 @@ class Result:
         size = lambda s: list(s) if s else None
         return {"input": str(self.src), "output": str(self.dst), "input_size": size(self.in_size),
                 "output_size": size(self.out_size), "seconds": round(self.seconds, 4),
-                "status": self.status, "error": self.error}
-
-
-def find_images(folder: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
-    """Image files in `folder` (and below, if `recursive`), leaving out the folder `exclude`."""
-    pattern = "**/*" if recursive else "*"
-    found = (p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if exclude is not None:
-        exclude = exclude.resolve()
-        found = (p for p in found if not p.resolve().is_relative_to(exclude))
-    return sorted(found)
+                "status": self.status, "error": self.error, "note": self.note}
 
 
 def _output_name(src: Path, suffix: str, ext: str | None) -> str:
@@ -168,11 +159,32 @@ def _write(job: Job, out: Picture, quality: int) -> None:
     write_picture(out, job.dst, quality)
 
 
-def run_job(job: Job, work: Callable[[Picture], Picture], *, overwrite: bool = False,
-            quality: int = 95, max_pixels: int | None = None,
-            skip_existing: bool = False) -> Result:
+# The work done on each picture: (restored picture, a note for the summary or None).
+Work = Callable[[Picture], "tuple[Picture, str | None]"]
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """What may happen to outputs: replace existing ones, keep them (and go on), or refuse."""
+    overwrite: bool = False
+    skip_existing: bool = False
+    quality: int = 95
+    max_pixels: int | None = None
+
+    def __post_init__(self):
+        if self.overwrite and self.skip_existing:
+            raise SrnlError("overwriting and skipping existing outputs contradict each other: "
+                            "choose one", option="skip_existing")
+        if not 1 <= self.quality <= 100:
+            raise SrnlError(f"the JPEG/WebP quality must be 1-100, got {self.quality}",
+                            option="quality")
+
+
+def run_job(job: Job, work: Work, options: WriteOptions = WriteOptions()) -> Result:
     """Read, work, write one file. `skip_existing` keeps an existing output (and counts the job
     as skipped); otherwise an existing output is an error unless `overwrite`."""
+    overwrite, skip_existing = options.overwrite, options.skip_existing
+    quality, max_pixels = options.quality, options.max_pixels
     start = time.perf_counter()
     result = Result(job.src, job.dst)
     try:
@@ -183,16 +195,56 @@ def run_job(job: Job, work: Callable[[Picture], Picture], *, overwrite: bool = F
                 result.skipped = True
                 return result
             if not overwrite:
-                raise SrnlError(f"{job.dst}: exists (use --overwrite to replace it)")
+                raise SrnlError(f"{job.dst}: exists", option="overwrite")
         pic = _read(job, max_pixels)
         result.in_size = pic.size
-        out = work(pic)
+        out, result.note = work(pic)
         _write(job, out, quality)
         result.out_size = out.size
     except SrnlError as e:
-        result.error = str(e)
+        result.error, result.option = str(e), e.option
     except OSError as e:
         result.error = f"{job.dst}: cannot write ({e.strerror or e})"
     finally:
         result.seconds = time.perf_counter() - start
     return result
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a file job, with what was finished."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"{done} of {total} files finished")
+        self.done, self.total = done, total
+
+
+@dataclass
+class FileReporter:
+    """How a file job tells its progress (all optional; called on every process)."""
+    start: Callable[[int, Dist], None] | None = None     # (files of this process, the process)
+    file: Callable[[Job], None] | None = None            # before each file
+    tile: Callable[[int, int], None] | None = None       # (tiles done, tiles) within a file
+    result: Callable[[Result], None] | None = None       # after each file
+
+
+def run_files(jobs: list[Job], work_for: Callable[[Callable | None], Work],
+              options: WriteOptions = WriteOptions(),
+              report: FileReporter = FileReporter()) -> tuple[list[Result], bool]:
+    """Run every job, one bad file never stopping the rest: (every result, whether this is the
+    main process). Under torchrun each process takes a disjoint share of the files and every
+    process gets all results. `work_for(on_tile)` makes the work for one file."""
+    with process_group() as d:
+        mine = shard(jobs, d)
+        if report.start:
+            report.start(len(mine), d)
+        results = []
+        try:
+            for job in mine:
+                if report.file:
+                    report.file(job)
+                results.append(run_job(job, work_for(report.tile), options))
+                if report.result:
+                    report.result(results[-1])
+        except KeyboardInterrupt:
+            raise Interrupted(sum(r.status == "ok" for r in results), len(mine)) from None
+        return gather(results, d), d.main

@@ -1,4 +1,4 @@
-"""`srnl eval` and `srnl compare`: parse, call srnl.evaluate / srnl.compare, print."""
+"""`srnl eval` and `srnl compare`: parse, call srnl.eval, print."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,30 +7,28 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from cli.main import (Device, Ensemble, Threads, Tile, TileOverlap, _progress, _setup, _tile, app,
-                      console, stdout)
-from srnl.errors import SrnlError
+from ..errors import SrnlError
+from .common import (Device, Ensemble, Threads, Tile, TileOverlap, app, console,
+                     inference_options, numbers, progress, runtime, stdout)
 
 
-def _numbers(text: str, kind: type, option: str) -> list:
-    try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise SrnlError(f"{option} must be comma-separated numbers, got {text!r}")
-    return values
+def _sigmas(text: str) -> list[float | None]:
+    """--sigma: comma-separated numbers; auto leaves the level to each method."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise SrnlError(f"--sigma must be comma-separated numbers or auto, got {text!r}")
+    return [None if p == "auto" else numbers(p, float, "--sigma")[0] for p in parts]
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
-    values = _numbers(text, int, "--box")
+    values = numbers(text, int, "--box")
     if len(values) != 4:
         raise SrnlError(f"--box must be x,y,width,height, got {text!r}")
     return tuple(values)
 
 
 def _results_table(records) -> Table:
-    from srnl.report import psnr_text, seconds_text, setting_of
+    from ..eval.report import psnr_text, seconds_text, setting_of
 
     table = Table("dataset", "method", "setting", "PSNR", "SSIM", "images", "s/image")
     table.add_column("tiled", no_wrap=True)
@@ -42,7 +40,7 @@ def _results_table(records) -> Table:
 
 
 def _per_image_table(records) -> Table:
-    from srnl.report import psnr_text, seconds_text, setting_of
+    from ..eval.report import psnr_text, seconds_text, setting_of
 
     table = Table("dataset", "method", "setting", "image", "PSNR", "SSIM", "seconds")
     for r in records:
@@ -57,23 +55,26 @@ def evaluate(
     model: Annotated[list[str], typer.Option(
         "--model", "-m", show_default=False,
         help="Shipped model name, checkpoint file, or a baseline: bicubic (SR), nlm, nlm-auto, "
-             "noisy (denoising). Repeatable.")],
+             "noisy (denoising: the degraded input itself). Repeatable.")],
     sets: Annotated[Optional[list[Path]], typer.Argument(
-        show_default=False, help="Benchmark folders: plain, EDSR-style (HR/, LR_bicubic/X2/) or "
-                                 "DIV2K (valid split).")] = None,
+        show_default=False, help="Benchmark folders: plain, EDSR-style (HR/, LR_bicubic/X2/), "
+                                 "DIV2K (valid split), or a .txt list of images.")] = None,
     data: Annotated[Optional[list[Path]], typer.Option(
         show_default=False, help="A benchmark folder, as an option (repeatable).")] = None,
     scale: Annotated[Optional[str], typer.Option(
         "--scale", "-s", help="SR scales, e.g. 2 or 2,3,4 (default: the SR models' scale, else 2).",
         show_default=False)] = None,
-    sigma: Annotated[str, typer.Option(help="Denoising noise levels, 0-255 units.")] = "15,25,50",
+    sigma: Annotated[Optional[str], typer.Option(
+        help="Denoising noise levels, 0-255 units: of the protocol's Gaussian noise, or, with "
+             "--degradation, the level the denoisers are told; auto leaves it to each method "
+             "(default: 15,25,50; with --degradation, auto).", show_default=False)] = None,
     clip: Annotated[bool, typer.Option(
         help="Clip the noisy input to [0, 255] (the uint8 protocol; default unclipped).")] = False,
     degradation: Annotated[Optional[str], typer.Option(
         "--degradation", "-d",
         help="Make the inputs with these seeded degradations instead of the protocol's, "
              "comma-separated: bicubic, jpegQ, noiseS, blurS (S in LR pixels), joined by + "
-             "(blur0.5+jpeg75), or a preset (photo). Denoisers then get no sigma.",
+             "(blur0.5+jpeg75), or a preset (photo, camera, poisson-gauss).",
         show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(
         help="Only the first N images of each set.")] = None,
@@ -91,11 +92,14 @@ def evaluate(
     tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
     device: Device = "auto", threads: Threads = None,
 ):
-    """Score models and baselines on benchmark sets by the papers' protocols."""
-    from srnl.atomic import check_writable_file, check_writable_folder
-    from srnl.compare import dataset_panels
-    from srnl.evaluate import NetOptions, load_method, plan, run_job
-    from srnl.report import protocols, write_csv, write_json, write_markdown
+    """Score models and baselines on benchmark sets by the papers' protocols.
+
+    With --degradation the inputs are made by that seeded chain instead (JPEG, noise, blur...)."""
+    from ..atomic import check_writable_file, check_writable_folder
+    from ..eval.compare import dataset_panels
+    from ..eval.report import protocols, write_csv, write_json, write_markdown
+    from ..eval.restorers import load_method
+    from ..eval.runner import plan, run_job
 
     folders = [*(sets or []), *(data or [])]
     if not folders:
@@ -107,18 +111,19 @@ def evaluate(
     for path in (save_images, compare_image):
         if path:
             check_writable_folder(path)
-    device, _ = _setup(device, threads, None)
+    kinds = [d.strip() for d in degradation.split(",") if d.strip()] if degradation else None
+    sigmas = _sigmas(sigma or ("auto" if kinds else "15,25,50"))
+    options = inference_options(tile, tile_overlap, self_ensemble)
+    device = runtime(device, threads)
     methods = [load_method(m, device) for m in model]
-    jobs = plan(methods, folders, _numbers(scale, int, "--scale") if scale else None,
-                _numbers(sigma, float, "--sigma"), clip, limit,
-                [d.strip() for d in degradation.split(",") if d.strip()] if degradation else None)
-    options = NetOptions(_tile(tile, tile_overlap), tile_overlap, self_ensemble)
+    jobs = plan(methods, folders, numbers(scale, int, "--scale") if scale else None, sigmas,
+                clip, limit, kinds)
     records = []
-    with _progress() as progress:
-        bar = progress.add_task("images", total=sum(len(j.pairs) for j in jobs))
+    with progress() as bar:
+        images = bar.add_task("images", total=sum(len(j.pairs) for j in jobs))
         for job in jobs:
-            progress.update(bar, description=f"{job.dataset} {job.method.name} {job.setting.label}")
-            records.append(run_job(job, options, save_images, lambda: progress.advance(bar)))
+            bar.update(images, description=f"{job.dataset} {job.method.name} {job.setting.label}")
+            records.append(run_job(job, options, save_images, lambda: bar.advance(images)))
     if per_image:
         stdout.print(_per_image_table(records))
     stdout.print(_results_table(records))
@@ -152,38 +157,24 @@ def compare(
         help="IMAGE is clean ground truth to degrade, or the degraded input itself.")] = True,
     scale: Annotated[Optional[int], typer.Option("--scale", "-s", help="SR scale.")] = None,
     sigma: Annotated[Optional[float], typer.Option(
-        help="Denoising noise level (default 25; estimated with --no-reference).")] = None,
+        help="Denoising noise level (default 25 for a Gaussian-only model; the model's own "
+             "estimate with --no-reference, --degradation or a blind model).")] = None,
+    degradation: Annotated[Optional[str], typer.Option(
+        "--degradation", "-d", help="Degrade the clean image this way instead of the "
+                                    "protocol's (as srnl eval --degradation).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing panel.")] = False,
     tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
     device: Device = "auto", threads: Threads = None,
 ):
     """Side-by-side crops of the ground truth, the baselines and a model, with their scores."""
-    from srnl.api import check_sigma, resolve_model
-    from srnl.atomic import check_writable_file
-    from srnl.compare import compare_image, write_panel
-    from srnl.evaluate import Method, NetOptions, Setting
-    from srnl.models.registry import default_model, shared_model
+    from ..eval.compare import compare_image, comparison, panel_path, write_panel
 
-    if sigma is not None:
-        check_sigma(sigma)
-    options = NetOptions(_tile(tile, tile_overlap), tile_overlap, self_ensemble)
-    device, _ = _setup(device, threads, None)
-    if model is None:
-        model = (default_model("denoise") if sigma is not None and scale is None
-                 else default_model("sr", scale or 2))
-    net = shared_model(model, device)
-    if scale is not None:
-        resolve_model(net, "sr", scale, device)  # refuses a denoiser or another scale
-    if net.config.task == "sr":
-        setting = Setting("sr", net.config.scale)
-    else:
-        setting = Setting("denoise", 1, sigma if sigma is not None or not reference else 25.0)
-    output = output or image.with_name(f"{image.stem}_compare.png")
-    if output.exists() and output.resolve() == image.resolve():
-        raise SrnlError(f"{output}: the panel would overwrite its input; refused")
-    check_writable_file(output, overwrite)
+    options = inference_options(tile, tile_overlap, self_ensemble)
+    method, setting = comparison(model, scale=scale, sigma=sigma, degradation=degradation,
+                                 reference=reference, device=runtime(device, threads))
+    output = panel_path(image, output, overwrite)
     panel, columns, (x, y, w, h) = compare_image(
-        image, Method(model, net), setting, reference=reference, box=_box(box) if box else None,
+        image, method, setting, reference=reference, box=_box(box) if box else None,
         options=options)
     write_panel(panel, output)
     table = Table("column", "scores")

@@ -5,7 +5,7 @@ from PIL import Image
 
 from conftest import smooth_image
 from srnl import SrnlError
-from srnl.batch import plan_jobs
+from srnl.files import plan_jobs
 
 
 def _images(folder, *names):

@@ -7,8 +7,9 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from .atomic import atomic_path
-from .evaluate import Record, Setting, protocol
+from ..atomic import atomic_path
+from .protocol import Setting, protocol
+from .runner import Record
 
 FIELDS = ["dataset", "method", "task", "scale", "sigma", "psnr", "ssim", "images", "seconds",
           "clip", "lr", "degradation", "tile", "tiled"]

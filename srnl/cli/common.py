@@ -1,0 +1,95 @@
+"""What every command shares: the Typer app, the consoles, the option types, and turning options
+into the library's settings. Nothing here imports torch: `srnl --help` must start fast."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from ..errors import SrnlError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Image super-resolution and denoising with non-local attention.")
+console = Console(stderr=True)
+stdout = Console()
+
+# Library settings whose flag allows what an error refused; any other setting an error names is
+# the one whose value was refused.
+REMEDIES = {"overwrite": "--overwrite", "max_pixels": "--max-pixels", "resume": "--resume",
+            "model": "--model"}
+
+
+def error_text(message: str, option: str | None = None) -> str:
+    """An error as the command line says it, in its own flags."""
+    if option in REMEDIES:
+        return f"{message} (use {REMEDIES[option]})"
+    return f"--{option.replace('_', '-')}: {message}" if option else message
+
+
+Inputs = Annotated[list[Path], typer.Argument(
+    help="Image files and/or folders; - reads one image from standard input.", show_default=False)]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o",
+                   help="Output file (one input), folder (created if missing), or - for standard "
+                        "output (PNG unless --ext).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m",
+                     help="Shipped model name or checkpoint file.")]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
+Ext = Annotated[str, typer.Option(help="Output format: png, jpg, webp, tif, bmp or same "
+                                       "(the input's; PNG where it cannot be written).")]
+Overwrite = Annotated[bool, typer.Option(help="Replace existing outputs (never an input).")]
+Tile = Annotated[str, typer.Option(help="auto: tile only if over the memory budget; 0: never; "
+                                        "N (64 or more): N x N input tiles.")]
+TileOverlap = Annotated[int, typer.Option(help="Overlap between tiles, in input pixels (at most "
+                                               "half the tile).")]
+Ensemble = Annotated[bool, typer.Option("--self-ensemble", help="Average the 8 flips/transposes.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores).")]
+Quality = Annotated[int, typer.Option(help="JPEG/WebP quality.")]
+MaxPixels = Annotated[Optional[int], typer.Option(
+    help="Refuse images with more pixels (decompression bomb guard).")]
+SkipExisting = Annotated[bool, typer.Option(
+    help="Keep outputs that already exist and go on with the rest (to resume a folder job).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; "
+                                                           "errors are still shown.")]
+JsonSummary = Annotated[Optional[Path], typer.Option(
+    "--json", help="Write a summary of every file (input, output, sizes, seconds, status, "
+                   "error, note) as JSON.")]
+
+
+def runtime(device: str, threads: int | None) -> str:
+    """Apply --threads and resolve --device, the same way for every command."""
+    from ..runtime import resolve_device, use_threads
+
+    if threads is not None and threads < 1:
+        raise SrnlError(f"--threads must be 1 or more, got {threads}")
+    use_threads(threads)
+    return resolve_device(device)
+
+
+def inference_options(tile: str, overlap: int, self_ensemble: bool):
+    """--tile, --tile-overlap and --self-ensemble as the library's InferenceOptions."""
+    from ..infer import InferenceOptions
+
+    if tile != "auto" and not tile.isdigit():
+        raise SrnlError(f"--tile must be auto, 0 or a number, got {tile!r}")
+    return InferenceOptions(tile if tile == "auto" else int(tile), overlap, self_ensemble)
+
+
+def numbers(text: str, kind: type, option: str) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise SrnlError(f"{option} must be comma-separated numbers, got {text!r}")
+    return values
+
+
+def progress(quiet: bool = False) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                    disable=quiet)

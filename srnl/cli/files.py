@@ -1,0 +1,142 @@
+"""`srnl upscale` and `srnl denoise`: files and folders in, files out."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import SrnlError
+from .common import (Device, Ensemble, Ext, Inputs, JsonSummary, MaxPixels, ModelOpt, Output,
+                     Overwrite, Quality, Quiet, Recursive, SkipExisting, Threads, Tile,
+                     TileOverlap, app, console, error_text, inference_options, progress, runtime,
+                     stdout)
+
+
+def _run(inputs: list[Path], output: Path | None, suffix: str, ext: str, recursive: bool,
+         work_for: Callable, *, overwrite: bool, skip_existing: bool, quality: int,
+         max_pixels: int | None, quiet: bool, json_path: Path | None) -> None:
+    """Plan (a bad plan is refused before any image is read), run with a progress bar, print the
+    summary; exit 1 if any file failed."""
+    from ..atomic import check_writable_file
+    from ..files import STDIO, FileReporter, WriteOptions, plan_jobs, run_files
+
+    options = WriteOptions(overwrite, skip_existing, quality, max_pixels)
+    jobs = plan_jobs(inputs, output, suffix, ext, recursive)
+    if json_path:
+        check_writable_file(json_path)
+    with progress(quiet) as bar:
+        files = bar.add_task("images", total=len(jobs), visible=False)
+        tiles = bar.add_task("tiles", total=None, visible=False)
+        main = True  # only the main process (under torchrun) shows its bars
+
+        def start(total, d):
+            nonlocal main
+            main = d.main
+            bar.update(files, total=total, visible=main)
+
+        def tile(done, total):
+            bar.update(tiles, completed=done, total=total, visible=main and done < total)
+
+        def after(result):
+            if result.error:
+                console.print(f"[red]error:[/] {error_text(result.error, result.option)}",
+                              soft_wrap=True, highlight=False)
+            bar.advance(files)
+
+        report = FileReporter(start, lambda job: bar.update(files, description=job.src.name),
+                              tile, after)
+        results, main = run_files(jobs, work_for, options, report)
+    if main and not quiet:
+        # An image written to standard output must not be mixed with text.
+        _summary(results, console if output == STDIO else stdout)
+    if main and json_path:
+        _write_json(results, json_path)
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
+def _summary(results, out: Console) -> None:
+    notes = any(r.note for r in results)
+    table = Table("file", "in", "out", "seconds", "status", *(["note"] if notes else []))
+    size = lambda s: f"{s[0]}x{s[1]}" if s else "-"
+    style = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
+    for r in results:
+        table.add_row((r.src if r.error else r.dst).name, size(r.in_size), size(r.out_size),
+                      f"{r.seconds:.2f}", style[r.status], *([r.note or "-"] if notes else []))
+    out.print(table)
+
+
+def _write_json(results, path: Path) -> None:
+    import json
+
+    from ..atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
+
+
+@app.command()
+def upscale(inputs: Inputs, output: Output = None,
+            scale: Annotated[Optional[int], typer.Option(
+                "--scale", "-s", help="2, 3 or 4 (default: the model's scale; without --model, 2).",
+                show_default=False)] = None,
+            model: ModelOpt = None, suffix: Annotated[Optional[str], typer.Option(
+                help="Output name suffix (default _x<scale>).")] = None,
+            ext: Ext = "same", recursive: Recursive = False, overwrite: Overwrite = False,
+            skip_existing: SkipExisting = False,
+            tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
+            device: Device = "auto", threads: Threads = None, quality: Quality = 95,
+            max_pixels: MaxPixels = None, quiet: Quiet = False, json_path: JsonSummary = None):
+    """Upscale images x2, x3 or x4.
+
+    The default models are made for photos as they are, JPEG and noise included; -m x2, x3 or x4
+    selects the benchmark-protocol ones (clean bicubic LR)."""
+    from ..api import restore_picture
+    from ..models.registry import resolve_model
+
+    options = inference_options(tile, tile_overlap, self_ensemble)
+    net = resolve_model(model, "sr", scale, runtime(device, threads))
+    _run(inputs, output, suffix if suffix is not None else f"_x{net.config.scale}", ext,
+         recursive,
+         lambda on_tile: lambda pic: (restore_picture(net, pic, None, options, on_tile), None),
+         overwrite=overwrite, skip_existing=skip_existing, quality=quality,
+         max_pixels=max_pixels, quiet=quiet, json_path=json_path)
+
+
+@app.command()
+def denoise(inputs: Inputs, output: Output = None,
+            sigma: Annotated[str, typer.Option(
+                help="Noise std in 0-255 units (0 to 255), or auto: the model's own estimate "
+                     "per image (the shipped model: per pixel, JPEG artefacts included).")] = "auto",
+            model: ModelOpt = None, suffix: Annotated[str, typer.Option(
+                help="Output name suffix.")] = "_dn",
+            ext: Ext = "same", recursive: Recursive = False, overwrite: Overwrite = False,
+            skip_existing: SkipExisting = False,
+            tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
+            device: Device = "auto", threads: Threads = None, quality: Quality = 95,
+            max_pixels: MaxPixels = None, quiet: Quiet = False, json_path: JsonSummary = None):
+    """Remove noise and JPEG artefacts; the level used for each image is in the summary."""
+    from ..api import denoise_picture
+    from ..degrade import check_sigma
+    from ..models.registry import resolve_model
+
+    try:
+        fixed = None if sigma == "auto" else check_sigma(float(sigma))
+    except ValueError:
+        raise SrnlError(f"--sigma must be auto or a number, got {sigma!r}") from None
+    options = inference_options(tile, tile_overlap, self_ensemble)
+    net = resolve_model(model, "denoise", 1, runtime(device, threads))
+
+    def work_for(on_tile):
+        def work(pic):
+            out, level = denoise_picture(net, pic, fixed, options, on_tile)
+            return out, f"sigma {level:.1f}" + (" (given)" if fixed is not None else " (estimated)")
+        return work
+
+    _run(inputs, output, suffix, ext, recursive, work_for, overwrite=overwrite,
+         skip_existing=skip_existing, quality=quality, max_pixels=max_pixels, quiet=quiet,
+         json_path=json_path)

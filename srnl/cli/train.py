@@ -1,0 +1,148 @@
+"""`srnl train` and `srnl export`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from ..errors import SrnlError
+from .common import app, console, stdout
+
+Opt = lambda help: typer.Option(help=help)
+
+
+def _default_text(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
+class _TrainCommand(typer.core.TyperCommand):
+    """`srnl train`, whose help shows the trainer's own defaults. They are read from TrainConfig
+    only when the help is shown: importing it pulls in torch, which `srnl --help` should not."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from ..train.config import TrainConfig
+
+        cfg = TrainConfig()
+        defaults = {**cfg.model.to_dict(), **cfg.to_dict()}
+        for param in self.params:
+            if param.name in defaults and "(default:" not in (param.help or ""):
+                param.help = f"{param.help} (default: {_default_text(defaults[param.name])})"
+        super().format_help(ctx, formatter)
+
+
+# Options that choose where the configuration comes from, not what it says.
+SOURCES = ("recipe", "config", "resume")
+
+
+@app.command(cls=_TrainCommand)
+def train(
+    ctx: typer.Context,
+    recipe: Annotated[Optional[str], typer.Option(help="A recipe shipped with srnl (e.g. x2, photo-x2, denoise-blind).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="A TOML file of training options.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory.")] = None,
+    task: Annotated[Optional[str], Opt("sr or denoise.")] = None,
+    scale: Annotated[Optional[int], Opt("2, 3 or 4 (sr).")] = None,
+    data: Annotated[Optional[list[str]], Opt("Training image folder or .txt list (repeatable).")] = None,
+    val: Annotated[Optional[str], Opt("Validation folder or .txt list.")] = None,
+    val_holdout: Annotated[Optional[int], Opt("Hold this many training images out for validation.")] = None,
+    steps: Annotated[Optional[int], Opt("Training steps.")] = None,
+    batch: Annotated[Optional[int], Opt("Patches per step per process.")] = None,
+    patch: Annotated[Optional[int], Opt("LR patch side.")] = None,
+    sampling: Annotated[Optional[str], Opt("image or area: how patches pick their image.")] = None,
+    lr: Annotated[Optional[float], Opt("Peak learning rate.")] = None,
+    schedule: Annotated[Optional[str], Opt("cosine or multistep.")] = None,
+    warmup: Annotated[Optional[int], Opt("Warm-up steps (cosine).")] = None,
+    milestones: Annotated[Optional[list[int]], Opt("Multistep milestones (repeatable).")] = None,
+    loss: Annotated[Optional[str], Opt("l1 or charbonnier.")] = None,
+    ema: Annotated[Optional[float], Opt("EMA decay of the weights (0: off).")] = None,
+    sigma_min: Annotated[Optional[float], Opt("Denoising: lowest training sigma.")] = None,
+    sigma_max: Annotated[Optional[float], Opt("Denoising: highest training sigma.")] = None,
+    seed: Annotated[Optional[int], Opt("Random seed.")] = None,
+    workers: Annotated[Optional[int], Opt("Data loader processes.")] = None,
+    device: Annotated[Optional[str], Opt("auto, cpu or cuda.")] = None,
+    threads: Annotated[Optional[int], Opt("CPU threads per process.")] = None,
+    channels_last: Annotated[Optional[bool], Opt("channels_last memory format.")] = None,
+    compile: Annotated[Optional[bool], Opt("torch.compile the network.")] = None,
+    bf16: Annotated[Optional[bool], Opt("bf16 autocast (CUDA).")] = None,
+    out: Annotated[Optional[str], Opt("Run directory.")] = None,
+    save_every: Annotated[Optional[int], Opt("Checkpoint every N steps.")] = None,
+    val_every: Annotated[Optional[int], Opt("Validate every N steps.")] = None,
+    init: Annotated[Optional[str], Opt("Start from this model (name or file).")] = None,
+    cache_dir: Annotated[Optional[str], Opt("Cache decoded images here (memory-mapped).")] = None,
+    features: Annotated[Optional[int], Opt("Network width.")] = None,
+    blocks: Annotated[Optional[int], Opt("Residual blocks.")] = None,
+    nonlocal_after: Annotated[Optional[list[int]], Opt("Non-local module after block N (repeatable; -1: none).")] = None,
+    nonlocal_down: Annotated[Optional[int], Opt("Non-local query downsampling.")] = None,
+    nonlocal_pool: Annotated[Optional[int], Opt("Non-local key/value pooling.")] = None,
+    nonlocal_heads: Annotated[Optional[int], Opt("Non-local heads.")] = None,
+):
+    """Train a model (single process, or several under torchrun).
+
+    An option not given comes from --resume's run, else --config or --recipe, else the trainer's
+    defaults shown below, which are not any recipe's: the recipes (srnl/recipes/*.toml) set their
+    own steps, learning rate, schedule, network and degradation."""
+    from ..atomic import check_writable_folder
+    from ..runtime import resolve_device
+    from ..train.config import build_config
+    from ..train.loop import train as run_training
+
+    # Click reports a repeatable option that was not given as (), not None.
+    given = {k: v for k, v in ctx.params.items() if k not in SOURCES and v not in (None, ())}
+    cfg = build_config(given, recipe,
+                       config and str(config), resume and str(resume))
+    resolve_device(cfg.device)
+    check_writable_folder(cfg.out)
+    run_dir = run_training(cfg, resume=resume is not None, progress=_train_progress(),
+                           echo=console.print)
+    stdout.print(f"run directory: {run_dir}")
+
+
+def _train_progress():
+    """A rich bar with loss, learning rate, steps/s and the last validation PSNR."""
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]:.4f} lr {task.fields[lr]:.2e} "
+                              "{task.fields[speed]:.2f} it/s val {task.fields[val]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    task = None
+
+    def update(p):
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("train", total=p.steps, completed=p.step - 1, loss=p.loss,
+                                lr=0.0, speed=0.0, val="-")
+        t = bar.tasks[0]
+        bar.update(task, completed=p.step, loss=p.loss, lr=p.lr, speed=t.speed or 0.0,
+                   val=f"{p.val_psnr:.2f} dB" if p.val_psnr else "-")
+        if p.step >= p.steps:
+            bar.stop()
+
+    return update
+
+
+@app.command()
+def export(checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.pt, best.pt).")],
+           output: Annotated[Path, typer.Argument(help="The model file to write.")],
+           weights: Annotated[str, typer.Option(help="auto (EMA if present), ema or model.")] = "auto",
+           overwrite: Annotated[bool, typer.Option(help="Replace an existing model file.")] = False):
+    """Strip a training checkpoint down to a model file for --model / load_model."""
+    from ..atomic import check_writable_file
+    from ..models.checkpoint import export_model
+
+    if output.exists() and output.resolve() == checkpoint.resolve():
+        raise SrnlError(f"{output}: the model file would overwrite its checkpoint; refused")
+    check_writable_file(output, overwrite)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    meta = export_model(checkpoint, output, weights=weights)
+    stdout.print(f"wrote {output} (step {meta.get('steps', '?')})")
