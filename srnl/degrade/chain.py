@@ -301,7 +301,8 @@ _SIMPLE = re.compile(r"(jpeg|noise|blur)(\d+(?:\.\d+)?)$")
 
 
 def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Plan:
-    """The plan of an evaluation class: `bicubic` (the protocol), `jpegQ` (the LR saved as JPEG of
+    """The plan of an evaluation class: `bicubic` or `clean` (the protocol's plain downscale; at
+    scale 1 the image itself), `jpegQ` (the LR saved as JPEG of
     quality Q), `noiseS` (8-bit Gaussian noise of std S on the LR), `blurS` (a Gaussian of S LR
     pixels on the HR before the downscale), several joined by `+` (e.g. `blur0.5+noise5+jpeg75`,
     applied in that order), or a preset name, drawn with `seed`."""
@@ -312,7 +313,7 @@ def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Pl
     after: Plan = []
     for part in spec.split("+"):
         m = _SIMPLE.match(part)
-        if part == "bicubic":
+        if part in ("bicubic", "clean"):
             continue
         if not m:
             raise SrnlError(f"unknown degradation {spec!r}: use bicubic, jpegQ, noiseS, blurS "

@@ -26,6 +26,7 @@ def settings(methods: list[Method], scales: list[int] | None, sigmas: list[float
     degradation; denoisers at each sigma, of the protocol's noise or, given degradations, as the
     level they are told (None: left to the method). Without `scales`, the SR networks' scales,
     else x2."""
+    # For SR, bicubic is the protocol itself (and its provided LR, where a dataset has one).
     kinds = [None if d == "bicubic" else d for d in degradations or [None]]
     if scales is None:
         scales = sorted({m.net.config.scale for m in methods
@@ -40,7 +41,8 @@ def settings(methods: list[Method], scales: list[int] | None, sigmas: list[float
     planned = []
     for m in methods:
         if m.task == "denoise" and degradations:
-            planned += [(m, Setting("denoise", 1, s, degradation=k)) for k in kinds for s in sigmas]
+            planned += [(m, Setting("denoise", 1, s, degradation=k))
+                        for k in degradations for s in sigmas]
         elif m.task == "denoise":
             planned += [(m, Setting("denoise", 1, s, clip)) for s in sigmas]
         elif m.net is None:
