@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from enum import Enum
 
-TASKS = ("sr", "denoise")
+class Task(str, Enum):
+    """What a network does. A str, so a config reads and writes as plain text in TOML and in
+    checkpoints, and compares equal to "sr" / "denoise"."""
+    SR = "sr"
+    DENOISE = "denoise"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
 
 
 def unknown_fields(cls, d: dict) -> list[str]:
@@ -13,7 +23,7 @@ def unknown_fields(cls, d: dict) -> list[str]:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    task: str = "sr"
+    task: Task = Task.SR
     scale: int = 2
     channels: int = 3
     features: int = 32
@@ -38,8 +48,11 @@ class ModelConfig:
     estimator_features: int = 24
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        try:
+            object.__setattr__(self, "task", Task(self.task))
+        except ValueError:
+            raise ValueError(f"task must be one of {[t.value for t in Task]}, "
+                             f"got {self.task!r}") from None
         if self.task == "sr" and self.scale not in (2, 3, 4):
             raise ValueError(f"super-resolution scale must be 2, 3 or 4, got {self.scale}")
         if self.task == "denoise" and self.scale != 1:
@@ -58,6 +71,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["task"] = self.task.value
         d["nonlocal_after"] = list(self.nonlocal_after)
         return d
 

@@ -57,7 +57,7 @@ def resolve_model(model: ModelLike, task: str, scale: int | None, device: str) -
         model = default_model(task, 1 if task == "denoise" else scale or 2)
     net = model if isinstance(model, RestorationNet) else shared_model(model, device)
     if net.config.task != task:
-        raise SrnlError(f"model is a {net.config.task!r} model, not {task!r}")
+        raise SrnlError(f"model is a '{net.config.task}' model, not '{task}'")
     if task == "sr" and scale is not None and net.config.scale != scale:
         raise SrnlError(f"model upscales x{net.config.scale}, but x{scale} was asked for")
     return net
