@@ -1,8 +1,10 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config, tiny_model
+from conftest import tiny_config, tiny_model, trained_like
 from srnl.models.checkpoint import load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
 from srnl.models.config import ModelConfig
 from srnl.models.layers import fold_weight_norm
@@ -130,3 +132,29 @@ def test_blind_inference_goes_through_padding_tiles_and_ensemble():
     assert restore_image(model, rgb, None, InferenceOptions(self_ensemble=True)).shape == rgb.shape
     with pytest.raises(ValueError, match="not blind"):
         restore_image(tiny_model(task="denoise", scale=1), rgb, None)
+
+
+def test_branches_fold_exactly_into_one_conv():
+    from srnl.models.rep import RepConv3x3
+
+    torch.manual_seed(0)
+    rep = RepConv3x3(6)
+    trained_like(rep)
+    x = torch.rand(2, 6, 11, 9)
+    with torch.no_grad():
+        assert torch.allclose(rep.fold()(x), rep(x), atol=1e-5)
+
+
+def test_a_branched_network_runs_as_a_plain_one_with_the_same_outputs():
+    from srnl.models.network import inference_form
+
+    for task, scale in (("sr", 2), ("denoise", 1)):
+        model = tiny_model(task=task, scale=scale, rep_branches=True).eval()
+        x = torch.rand(1, 3, 16, 12)
+        plain = inference_form(copy.deepcopy(model))
+        with torch.no_grad():
+            before = model(x) if task == "sr" else model(x, 0.1)
+            after = plain(x) if task == "sr" else plain(x, 0.1)
+        assert torch.allclose(before, after, atol=1e-5)
+        assert sum(p.numel() for p in plain.parameters()) == sum(
+            p.numel() for p in inference_form(tiny_model(task=task, scale=scale)).parameters())

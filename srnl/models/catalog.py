@@ -6,8 +6,7 @@ import copy
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from .layers import fold_weight_norm
-from .network import RestorationNet
+from .network import RestorationNet, inference_form
 from .registry import PRETRAINED, load_model
 
 
@@ -25,8 +24,8 @@ FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cp
 
 def count_flops(model: RestorationNet, h: int, w: int) -> int:
     """Forward FLOPs (multiply-add = 2) of one h x w input, counted by PyTorch on an inference copy
-    (weight norm folded, as srnl runs it)."""
-    model = fold_weight_norm(copy.deepcopy(model))
+    (branches and weight norm folded, as srnl runs it)."""
+    model = inference_form(copy.deepcopy(model))
     x = torch.rand(1, model.config.channels, h, w)
     with FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as counter, \
             torch.inference_mode():

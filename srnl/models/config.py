@@ -43,6 +43,8 @@ class ModelConfig:
     x4_two_stages: bool = True
     # The denoiser runs its body on pixel-unshuffled input, at half resolution.
     denoise_unshuffle: int = 2
+    # Residual-block convs trained as 3x3 + 1x1 + identity branches, folded into one 3x3 to run.
+    rep_branches: bool = False
     # A blind denoiser carries a noise-level estimator and fills in the level where none is given.
     blind: bool = False
     estimator_features: int = 24

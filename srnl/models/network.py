@@ -9,14 +9,15 @@ from torch import Tensor, nn
 from .attention import NonLocalAttention
 from .config import ModelConfig
 from .estimator import NoiseLevelEstimator
-from .layers import wn_conv
+from .layers import fold_weight_norm, wn_conv
+from .rep import RepConv3x3, fold_branches
 
 
 class ResBlock(nn.Module):
-    def __init__(self, features: int, res_scale: float):
+    def __init__(self, features: int, res_scale: float, rep_branches: bool = False):
         super().__init__()
-        self.body = nn.Sequential(wn_conv(features, features), nn.ReLU(inplace=True),
-                                  wn_conv(features, features))
+        conv = (lambda: RepConv3x3(features)) if rep_branches else (lambda: wn_conv(features, features))
+        self.body = nn.Sequential(conv(), nn.ReLU(inplace=True), conv())
         self.res_scale = res_scale
 
     def forward(self, x: Tensor) -> Tensor:
@@ -51,7 +52,7 @@ class RestorationNet(nn.Module):
         self.head = wn_conv(in_channels, f)
         body: list[nn.Module] = []
         for i in range(config.blocks):
-            body.append(ResBlock(f, config.res_scale))
+            body.append(ResBlock(f, config.res_scale, config.rep_branches))
             if i in config.nonlocal_after:
                 body.append(NonLocalAttention(f, config.nonlocal_dim, config.nonlocal_heads,
                                               config.nonlocal_down, config.nonlocal_pool,
@@ -107,3 +108,9 @@ def noise_level_map(sigma: Tensor | float, like: Tensor) -> Tensor:
 
 def build_model(config: ModelConfig) -> RestorationNet:
     return RestorationNet(config)
+
+
+def inference_form(model: RestorationNet) -> RestorationNet:
+    """The network as it runs: branches folded into single convs, weight norm into plain
+    weights (both recompute a sum on every call otherwise). In place; outputs unchanged."""
+    return fold_weight_norm(fold_branches(model))

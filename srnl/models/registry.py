@@ -11,8 +11,7 @@ import torch
 from ..errors import SrnlError
 from .card import ModelCard
 from .checkpoint import inference_weights, load_checkpoint, model_from_checkpoint
-from .layers import fold_weight_norm
-from .network import RestorationNet
+from .network import RestorationNet, inference_form
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 ModelLike = Union[str, Path, RestorationNet, None]
@@ -83,7 +82,7 @@ def load_model(name_or_path: str | Path, device: str = "cpu") -> RestorationNet:
     noise map: 25 / 255 for sigma 25), unlike `srnl.denoise`, which takes 0-255 units. Outputs
     are not clamped. Raises SrnlError for an unknown name or an unreadable file."""
     ckpt = load_checkpoint(resolve_model_path(name_or_path))
-    model = fold_weight_norm(model_from_checkpoint(ckpt, inference_weights(ckpt)))
+    model = inference_form(model_from_checkpoint(ckpt, inference_weights(ckpt)))
     model.card = ModelCard.from_dict(ckpt.get("meta"))
     return model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
 
