@@ -1,4 +1,5 @@
 import io
+import json
 
 import numpy as np
 import pytest
@@ -213,3 +214,25 @@ def test_the_api_is_documented():
 def test_a_negative_tile_overlap_is_refused(sr_model):
     with pytest.raises(SrnlError, match="overlap"):
         upscale(smooth_image(20, 24), 2, sr_model, tile=64, tile_overlap=-4)
+
+
+def test_a_blind_denoiser_needs_no_sigma_for_any_image_mode(srnl, tmp_path):
+    from srnl.models.checkpoint import model_payload, save_checkpoint
+
+    blind = tiny_model(task="denoise", scale=1, blind=True).eval()
+    grey = smooth_image(30, 34, channels=1)
+    deep = (smooth_image(30, 34, channels=1).astype(np.uint16) * 257)
+    for image in (smooth_image(30, 34), grey, deep, Image.fromarray(grey, "L")):
+        out = denoise(image, model=blind)
+        assert type(out) is type(image)
+        if isinstance(image, np.ndarray):
+            assert out.shape == image.shape and out.dtype == image.dtype
+    path = tmp_path / "blind.pt"
+    save_checkpoint(path, model_payload(blind))
+    Image.fromarray(smooth_image(30, 34)).save(tmp_path / "p.png")
+    code, out, _ = srnl("denoise", tmp_path / "p.png", "-m", path, "--json", tmp_path / "s.json")
+    note = json.loads((tmp_path / "s.json").read_text())[0]["note"]
+    assert code == 0 and note.startswith("sigma ") and note.endswith("(estimated)")
+    code, _, _ = srnl("denoise", tmp_path / "p.png", "-m", path, "--sigma", "7", "--overwrite",
+                      "--json", tmp_path / "s.json")
+    assert json.loads((tmp_path / "s.json").read_text())[0]["note"] == "sigma 7.0 (given)"
