@@ -58,17 +58,20 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "multistep"):
-            raise SrnlError(f"schedule must be cosine or multistep, got {self.schedule!r}")
+            raise SrnlError(f"must be cosine or multistep, got {self.schedule!r}",
+                            option="schedule")
         if self.sampling not in ("image", "area"):
-            raise SrnlError(f"sampling must be image or area, got {self.sampling!r}")
+            raise SrnlError(f"must be image or area, got {self.sampling!r}", option="sampling")
         if self.loss not in ("l1", "charbonnier"):
-            raise SrnlError(f"loss must be l1 or charbonnier, got {self.loss!r}")
+            raise SrnlError(f"must be l1 or charbonnier, got {self.loss!r}", option="loss")
         if self.steps < 1 or self.batch < 1 or self.patch < 8:
             raise SrnlError("steps and batch must be positive and patch at least 8")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise SrnlError(f"the learning rate must be a positive number, got {self.lr}")
+            raise SrnlError(f"the learning rate must be a positive number, got {self.lr}",
+                            option="lr")
         if self.threads < 0:
-            raise SrnlError(f"threads must be 1 or more (0: the default), got {self.threads}")
+            raise SrnlError(f"must be 1 or more (0: the default), got {self.threads}",
+                            option="threads")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -167,5 +170,6 @@ def build_config(options: dict, recipe: str | None = None, config: str | None = 
         cfg = cfg.updated(load_toml(str(config or recipe)))
     cfg = cfg.updated(options_to_changes(options))
     if not cfg.data:
-        raise SrnlError("no training data: name a data folder, a recipe or a config file")
+        raise SrnlError("no training data: name a data folder, a recipe or a config file",
+                        option="data")
     return cfg
