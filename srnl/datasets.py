@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .imageio import find_images
+from .imageio import IMAGE_SUFFIXES, find_images
 from .degrade import bicubic_downscale, modcrop
 from .errors import SrnlError
 
@@ -39,13 +39,15 @@ def read_list(path: Path) -> list[Path]:
 
 
 def discover(root: str | Path, scale: int | None = None, split: str = "train") -> list[Pair]:
-    """HR images under `root` (a folder, or a .txt list of images), with the provided x`scale` LR
-    where the layout has one. `split` picks DIV2K's train or valid half when `root` holds both."""
+    """HR images under `root` (a folder, a .txt list of images, or one image), with the provided
+    x`scale` LR where the layout has one. `split` picks DIV2K's train or valid half when `root` holds both."""
     root = Path(root)
     if root.is_file() and root.suffix.lower() == ".txt":
         return [Pair(p) for p in read_list(root)]
+    if root.is_file() and root.suffix.lower() in IMAGE_SUFFIXES:
+        return [Pair(root)]
     if not root.is_dir():
-        raise SrnlError(f"{root}: no such folder")
+        raise SrnlError(f"{root}: no such folder (nor image list or image)")
     div2k_hr = root / f"DIV2K_{split}_HR"
     if div2k_hr.is_dir():
         return _with_lr(find_images(div2k_hr, False),

@@ -239,6 +239,7 @@ def test_a_list_file_names_a_split_of_a_folder(tmp_path):
     lists.mkdir()
     (lists / "val.txt").write_text("# held out\n../photos/img1.png\n\n../photos/img3.png  # b\n")
     assert [p.hr.name for p in discover(lists / "val.txt")] == ["img1.png", "img3.png"]
+    assert [p.hr.name for p in discover(root / "img2.png")] == ["img2.png"]
     (lists / "bad.txt").write_text("../photos/img9.png\n")
     with pytest.raises(SrnlError, match="1 listed images missing"):
         discover(lists / "bad.txt")
