@@ -79,8 +79,9 @@ def upscale(image: ImageLike, scale: int | None = None, model: ModelLike = None,
         Alpha is resized with bicubic, greyscale stays greyscale, EXIF orientation is applied.
     scale: 2, 3 or 4; None means the model's own scale (x2 for the shipped default). A model of
         another scale is refused.
-    model: a shipped name ("x2", "x3", "x4"), a checkpoint file, a network from `load_model`, or
-        None for the shipped model of `scale`.
+    model: a shipped name (`srnl.PRETRAINED`: "photo-x2"... for photos as they are, JPEG and
+        noise included; "x2", "x3", "x4" for the benchmark protocol's clean bicubic LR), a
+        checkpoint file, a network from `load_model`, or None for the default of `scale`.
     tile: "auto" (tile only when over `memory_budget` bytes), 0 (never) or the side of square
         input tiles; tile_overlap: their overlap in input pixels.
     self_ensemble: average the 8 flips/transposes (slower by 8x, a little better).
@@ -99,7 +100,8 @@ def denoise(image: ImageLike, sigma: float | None = None, model: ModelLike = Non
             self_ensemble: bool = False, device: str = "cpu",
             memory_budget: float = DEFAULT_MEMORY_BUDGET,
             on_tile: Callable[[int, int], None] | None = None) -> ImageLike:
-    """Remove Gaussian noise from `image` and return it the way it came.
+    """Remove noise (camera noise, JPEG artefacts, Gaussian noise) from `image` and return it the
+    way it came.
 
     image: a PIL image or a uint8/uint16 numpy array, as for `upscale`.
     sigma: the noise standard deviation in 0-255 units relative to full scale (also for 16-bit
@@ -107,7 +109,8 @@ def denoise(image: ImageLike, sigma: float | None = None, model: ModelLike = Non
         the shipped blind denoiser estimates a per-pixel level (real camera noise, JPEG
         artefacts), a non-blind one the wavelet estimate of white noise. (The raw network from
         `load_model("denoise")` takes sigma in [0, 1] units instead: `net(x, 25 / 255)`.)
-    model: "denoise", a denoising checkpoint file, a loaded network, or None for the shipped one.
+    model: a shipped denoiser ("denoise", the default, blind; "denoise-gaussian", white noise of a
+        given sigma), a denoising checkpoint file, a loaded network, or None for the default.
     tile, tile_overlap, self_ensemble, device, memory_budget, on_tile: as for `upscale`.
 
     Raises SrnlError for a bad sigma, a wrong model, array type or mode.
