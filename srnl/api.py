@@ -18,6 +18,7 @@ from .infer import (DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, InferenceOptions, le
                     restore_image)
 from .models.network import RestorationNet
 from .models.registry import ModelLike, resolve_model
+from .sizing import model_scale_for, resize_picture, target_size
 
 ImageLike = Union[Image.Image, np.ndarray]
 
@@ -33,6 +34,22 @@ def restore_picture(net: RestorationNet, pic: Picture, sigma: float | None = Non
         h, w = rgb.shape[:2]
         alpha = np.asarray(Image.fromarray(alpha, "F").resize((w, h), Image.BICUBIC)).clip(0, 1)
     return replace(pic, rgb=rgb, alpha=alpha)
+
+
+def upscale_picture(pic: Picture, model: ModelLike = None, scale: float | None = None,
+                    width: int | None = None, height: int | None = None, device: str = "cpu",
+                    options: InferenceOptions = InferenceOptions(),
+                    on_tile: Callable[[int, int], None] | None = None) -> tuple[Picture, int]:
+    """(the picture upscaled, the model scale that ran): by `scale` (any factor up to 4; None: the
+    model's own, else 2) or to `width`/`height`, through the smallest model scale that reaches it
+    and a Lanczos downscale to the exact size. A given model must be of that scale."""
+    if model is not None and scale is None and not (width or height):
+        net = resolve_model(model, "sr", None, device)
+        return restore_picture(net, pic, None, options, on_tile), net.config.scale
+    size, factor = target_size(pic.size, scale, width, height)
+    needed = model_scale_for(factor)
+    net = resolve_model(model, "sr", needed, device)
+    return resize_picture(restore_picture(net, pic, None, options, on_tile), size), needed
 
 
 def noise_level(net: RestorationNet, pic: Picture,
@@ -67,7 +84,8 @@ def _like(pic: Picture, image: ImageLike) -> ImageLike:
     return picture_to_pil(pic) if isinstance(image, Image.Image) else picture_to_array(pic)
 
 
-def upscale(image: ImageLike, scale: int | None = None, model: ModelLike = None, *,
+def upscale(image: ImageLike, scale: float | None = None, model: ModelLike = None, *,
+            width: int | None = None, height: int | None = None,
             tile: int | str = "auto", tile_overlap: int = DEFAULT_OVERLAP,
             self_ensemble: bool = False, device: str = "cpu",
             memory_budget: float = DEFAULT_MEMORY_BUDGET,
@@ -77,8 +95,10 @@ def upscale(image: ImageLike, scale: int | None = None, model: ModelLike = None,
     image: a PIL image (any mode Pillow reads; returned as a PIL image of the same mode) or a
         uint8/uint16 numpy array (H, W), (H, W, 1-4) (returned as an array of the same dtype).
         Alpha is resized with bicubic, greyscale stays greyscale, EXIF orientation is applied.
-    scale: 2, 3 or 4; None means the model's own scale (x2 for the shipped default). A model of
-        another scale is refused.
+    scale: any factor above 1 and up to 4 (2, 3 and 4 run a model as it is; 1.5 runs x2 and
+        shrinks its output with Lanczos); None means the model's own scale (x2 for the default).
+    width, height: the output size instead of a scale (one alone keeps the aspect ratio).
+        A given model must be of the scale a factor needs (the smallest of 2, 3, 4 reaching it).
     model: a shipped name (`srnl.PRETRAINED`: "photo-x2"... for photos as they are, JPEG and
         noise included; "x2", "x3", "x4" for the benchmark protocol's clean bicubic LR), a
         checkpoint file, a network from `load_model`, or None for the default of `scale`.
@@ -90,9 +110,10 @@ def upscale(image: ImageLike, scale: int | None = None, model: ModelLike = None,
     Raises SrnlError for a wrong model, array type or mode, or an animated/multi-frame image.
     Safe to call from several threads.
     """
-    net = resolve_model(model, "sr", scale, device)
     options = InferenceOptions(tile, tile_overlap, self_ensemble, memory_budget)
-    return _like(restore_picture(net, _picture(image), None, options, on_tile), image)
+    out, _ = upscale_picture(_picture(image), model, scale, width, height, device, options,
+                             on_tile)
+    return _like(out, image)
 
 
 def denoise(image: ImageLike, sigma: float | None = None, model: ModelLike = None, *,

@@ -136,7 +136,7 @@ def test_a_folder_job_can_be_resumed_quietly_with_a_json_summary(srnl, tmp_path,
     assert Path(a["input"]).name == "a.png" and a["status"] == "skipped"
     assert b == {"input": str(src / "b.png"), "output": str(src / "b_x2.png"),
                  "input_size": [20, 16], "output_size": [40, 32], "seconds": b["seconds"],
-                 "status": "ok", "error": None, "note": None}
+                 "status": "ok", "error": None, "note": "x2 model"}
 
 
 def test_version(srnl):

@@ -79,31 +79,61 @@ def _write_json(results, path: Path) -> None:
         tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
 
 
+def _size_suffix(scale: float | None, width: int | None, height: int | None,
+                 model_scale: int) -> str:
+    if width and height:
+        return f"_{width}x{height}"
+    if width or height:
+        return f"_{width}w" if width else f"_{height}h"
+    return f"_x{scale:g}" if scale is not None else f"_x{model_scale}"
+
+
 @app.command()
 def upscale(inputs: Inputs, output: Output = None,
-            scale: Annotated[Optional[int], typer.Option(
-                "--scale", "-s", help="2, 3 or 4 (default: the model's scale; without --model, 2).",
+            scale: Annotated[Optional[float], typer.Option(
+                "--scale", "-s", help="Any factor above 1 up to 4: 2, 3 and 4 run a model as it "
+                "is, others the next model up and a Lanczos downscale (default: the model's "
+                "scale; without --model, 2).", show_default=False)] = None,
+            width: Annotated[Optional[int], typer.Option(
+                help="Output width instead of --scale (alone: the height keeps the aspect).",
+                show_default=False)] = None,
+            height: Annotated[Optional[int], typer.Option(
+                help="Output height instead of --scale (alone: the width keeps the aspect).",
                 show_default=False)] = None,
             model: ModelOpt = None, suffix: Annotated[Optional[str], typer.Option(
-                help="Output name suffix (default _x<scale>).")] = None,
+                help="Output name suffix (default _x<scale>, _<W>w, _<H>h or _<W>x<H>).")] = None,
             ext: Ext = "same", recursive: Recursive = False, overwrite: Overwrite = False,
             skip_existing: SkipExisting = False,
             tile: Tile = "auto", tile_overlap: TileOverlap = 32, self_ensemble: Ensemble = False,
             device: Device = "auto", threads: Threads = None, quality: Quality = 95,
             max_pixels: MaxPixels = None, quiet: Quiet = False, json_path: JsonSummary = None):
-    """Upscale images x2, x3 or x4.
+    """Upscale images by any factor up to 4, or to a width or height.
 
     The default models are made for photos as they are, JPEG and noise included; -m x2, x3 or x4
     selects the benchmark-protocol ones (clean bicubic LR)."""
-    from ..api import restore_picture
+    from ..api import upscale_picture
     from ..models.registry import resolve_model
+    from ..sizing import model_scale_for, target_size
 
     options = inference_options(tile, tile_overlap, self_ensemble)
-    net = resolve_model(model, "sr", scale, runtime(device, threads))
-    _run(inputs, output, suffix if suffix is not None else f"_x{net.config.scale}", ext,
-         recursive,
-         lambda on_tile: lambda pic: (restore_picture(net, pic, None, options, on_tile), None),
-         overwrite=overwrite, skip_existing=skip_existing, quality=quality,
+    device = runtime(device, threads)
+    target_size((100, 100), scale, width, height)  # a bad request fails here, before any work
+    needed = model_scale_for(scale) if scale is not None else None
+    # Resolved once here when one model serves every image (a missing one fails before any
+    # work); a width or height picks the model per image.
+    net = resolve_model(model, "sr", needed, device) if model is not None or needed else None
+
+    def work_for(on_tile):
+        def work(pic):
+            out, ran = upscale_picture(pic, net, scale, width, height, device, options, on_tile)
+            resized = out.size != tuple(s * ran for s in pic.size)
+            return out, f"x{ran} model" + (f", Lanczos to {out.size[0]}x{out.size[1]}"
+                                           if resized else "")
+        return work
+
+    default_suffix = _size_suffix(scale, width, height, net.config.scale if net else 2)
+    _run(inputs, output, suffix if suffix is not None else default_suffix, ext, recursive,
+         work_for, overwrite=overwrite, skip_existing=skip_existing, quality=quality,
          max_pixels=max_pixels, quiet=quiet, json_path=json_path)
 
 
