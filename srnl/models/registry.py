@@ -31,7 +31,9 @@ class Pretrained:
 
 
 BENCHMARK = "the benchmark protocol (clean bicubic LR), for comparing with papers"
+PHOTOS = "photos as they are: JPEG, noise, blur, any resampling (the default)"
 PRETRAINED = {p.name: p for p in [
+    Pretrained("photo-x2", "sr", 2, "photo-x2.pt", PHOTOS),
     Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK),
     Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK),
     Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK),
@@ -39,7 +41,7 @@ PRETRAINED = {p.name: p for p in [
                "white Gaussian noise of a given or estimated sigma"),
 ]}
 # What `srnl upscale` / `srnl denoise` (and the Python API) run when no model is named.
-DEFAULTS = {("sr", 2): "x2", ("sr", 3): "x3", ("sr", 4): "x4", ("denoise", 1): "denoise"}
+DEFAULTS = {("sr", 2): "photo-x2", ("sr", 3): "x3", ("sr", 4): "x4", ("denoise", 1): "denoise"}
 
 
 def default_model(task: str, scale: int = 1) -> str:
