@@ -75,7 +75,7 @@ def plan(methods: list[Method], roots: list[str | Path], scales: list[int] | Non
     runs = settings(methods, scales, sigmas, clip, degradations)
     jobs = []
     for root in map(Path, roots):
-        name = root.resolve().name
+        name = root.stem if root.is_file() else root.resolve().name
         found = {}
         for method, setting in runs:
             # The provided LR differs per scale; the images themselves are found once.
