@@ -23,38 +23,40 @@ def test_tokens_keep_channels_apart_from_positions():
     assert torch.equal(_from_tokens(t, 3, 4), x)
 
 
-def test_softmax_runs_over_keys():
-    """The fused attention equals an explicit softmax over the key axis; rows sum to 1."""
+def _random_block(features=8, dim=4, heads=2):
     torch.manual_seed(0)
-    q, k = torch.randn(1, 2, 30, 8), torch.randn(1, 2, 12, 8)
-    weights = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)
-    v = torch.randn(1, 2, 12, 8)
-    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v)
-    assert torch.allclose(fused, weights @ v, atol=1e-5)
-    ones = torch.ones(1, 2, 12, 8)
-    assert torch.allclose(torch.nn.functional.scaled_dot_product_attention(q, k, ones),
-                          torch.ones(1, 2, 30, 8), atol=1e-5)
-    # and the module really attends: with a non-zero output it differs from the identity
-    block = NonLocalAttention(8, dim=4, down=1, pool=1)
+    block = NonLocalAttention(features, dim=dim, heads=heads, down=1, pool=1)
     with torch.no_grad():
-        block.to_out.parametrizations.weight.original0.fill_(1.0)
-    x = torch.randn(1, 8, 6, 6)
-    assert not torch.allclose(block(x), x)
-
-
-def test_output_is_blended_over_all_keys():
-    """Every query's output is a convex combination of the values, whatever the query."""
-    block = NonLocalAttention(4, dim=4, down=1, pool=1)
-    with torch.no_grad():
-        for conv in (block.to_q, block.to_k):
+        for conv in (block.to_q, block.to_k, block.to_v, block.to_out):
+            conv.parametrizations.weight.original0.uniform_(0.5, 1.5)
             conv.parametrizations.weight.original1.normal_()
-    x = torch.randn(1, 4, 5, 5)
-    q = _to_tokens(block.to_q(x), 1)
-    k = _to_tokens(block.to_k(x), 1)
-    v = _to_tokens(block.to_v(x), 1)
-    out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
-    assert (out.max(dim=2).values <= v.max(dim=2).values + 1e-5).all()
-    assert (out.min(dim=2).values >= v.min(dim=2).values - 1e-5).all()
+    return block
+
+
+def test_the_module_is_softmax_over_keys_of_scaled_dot_products():
+    """The block's output, rebuilt by hand from its own embeddings: per head, softmax over the
+    key axis of q.k / sqrt(dim), times v, projected and added to the input."""
+    block, x = _random_block(), torch.randn(2, 8, 5, 6)
+    with torch.no_grad():
+        q, k, v = (_to_tokens(conv(x), 2) for conv in (block.to_q, block.to_k, block.to_v))
+        weights = torch.softmax(q @ k.transpose(-1, -2) / 4**0.5, dim=-1)
+        expected = x + block.to_out(_from_tokens(weights @ v, 5, 6))
+        assert torch.allclose(block(x), expected, atol=1e-5)
+        # softmax over queries instead (RNAN's bug) would give another output
+        wrong = torch.softmax(q @ k.transpose(-1, -2) / 4**0.5, dim=-2)
+        assert not torch.allclose(block(x), x + block.to_out(_from_tokens(wrong @ v, 5, 6)),
+                                  atol=1e-3)
+
+
+def test_every_query_gets_a_convex_combination_of_the_values():
+    """With the same value at every key, each query's attention output is that value whatever
+    the similarities: the weights over keys sum to one."""
+    block, x = _random_block(), torch.randn(1, 8, 6, 7)
+    with torch.no_grad():
+        block.to_v.parametrizations.weight.original0.zero_()  # v = the bias at every key
+        out = block(x)
+        constant = block.to_v.bias.reshape(1, -1, 1, 1).expand(1, -1, 6, 7)
+        assert torch.allclose(out, x + block.to_out(constant), atol=1e-5)
 
 
 def test_attention_memory_is_linear_not_quadratic():

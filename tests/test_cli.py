@@ -121,8 +121,12 @@ def test_tiled_cli_run_agrees_with_whole_image(srnl, tmp_path, photo, model_file
 
 
 def test_shipped_model_is_listed_and_used_by_default(srnl, photo, monkeypatch):
+    from srnl.models.registry import PRETRAINED
+
     code, out, _ = srnl("models")
-    assert code == 0 and "x2" in out
+    assert code == 0
+    for spec in PRETRAINED.values():
+        assert f"{spec.name}: {spec.about}"[:40] in " ".join(out.split())
     code, _, _ = srnl("upscale", photo)
     assert code == 0
     with Image.open(photo.parent / "photo_x2.png") as im:
