@@ -27,7 +27,9 @@ def test_memory_pass_sees_the_dense_map_and_not_srnl_attention():
     assert dense > 64 * 2**20 and ours < 16 * 2**20
 
 
-def test_median_seconds_runs_warmup_and_repeats():
-    calls = []
-    assert median_seconds(lambda: calls.append(1), repeats=3, warmup=2) >= 0
-    assert len(calls) == 5
+def test_median_seconds_runs_warmup_and_repeats_and_takes_the_median():
+    import time
+
+    pauses = iter([0.2, 0.2, 0.0, 0.05, 0.0])  # two warm-up calls, then three timed ones
+    seconds = median_seconds(lambda: time.sleep(next(pauses)), repeats=3, warmup=2)
+    assert 0.0 < seconds < 0.15  # the median of (0, 0.05, 0): the warm-ups are not timed
