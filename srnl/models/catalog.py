@@ -29,7 +29,9 @@ def count_flops(model: RestorationNet, h: int, w: int) -> int:
     x = torch.rand(1, model.config.channels, h, w)
     with FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as counter, \
             torch.inference_mode():
-        model(x, 0.1) if model.config.task == "denoise" else model(x)
+        # A blind denoiser runs its estimator too when no level is given, as by default.
+        model(x, None if model.config.blind else 0.1) if model.config.task == "denoise" \
+            else model(x)
     return counter.get_total_flops()
 
 

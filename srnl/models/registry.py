@@ -38,7 +38,10 @@ PRETRAINED = {p.name: p for p in [
     Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK),
     Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK),
     Pretrained("denoise", "denoise", 1, "denoise.pt",
-               "white Gaussian noise of a given or estimated sigma"),
+               "blind: camera noise, JPEG artefacts and white noise, the level estimated per "
+               "pixel or given (the default)"),
+    Pretrained("denoise-gaussian", "denoise", 1, "denoise-gaussian.pt",
+               "the benchmark protocol: white Gaussian noise of a given sigma"),
 ]}
 # What `srnl upscale` / `srnl denoise` (and the Python API) run when no model is named.
 DEFAULTS = {("sr", 2): "photo-x2", ("sr", 3): "x3", ("sr", 4): "x4", ("denoise", 1): "denoise"}
