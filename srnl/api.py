@@ -64,12 +64,19 @@ def noise_level(net: RestorationNet, pic: Picture,
 
 def denoise_picture(net: RestorationNet, pic: Picture, sigma: float | None,
                     options: InferenceOptions = InferenceOptions(),
-                    on_tile: Callable[[int, int], None] | None = None) -> tuple[Picture, float]:
+                    on_tile: Callable[[int, int], None] | None = None,
+                    report_level: bool = True) -> tuple[Picture, float | None]:
     """(denoised picture, the level used): `sigma` if given; else a blind denoiser runs on its
-    own per-pixel map (the level reported is its mean) and any other on the estimated level."""
-    level = check_sigma(sigma) if sigma is not None else noise_level(net, pic, options)
-    run_with = None if sigma is None and net.config.blind else level
-    return restore_picture(net, pic, run_with, options, on_tile), level
+    own per-pixel map and any other on the estimated level. A blind run's level (the map's mean)
+    costs one more pass of its estimator: None unless `report_level`."""
+    if sigma is not None:
+        level = check_sigma(sigma)
+        return restore_picture(net, pic, level, options, on_tile), level
+    if not net.config.blind:
+        level = noise_level(net, pic, options)
+        return restore_picture(net, pic, level, options, on_tile), level
+    level = noise_level(net, pic, options) if report_level else None
+    return restore_picture(net, pic, None, options, on_tile), level
 
 
 def _picture(image: ImageLike) -> Picture:
@@ -138,5 +145,5 @@ def denoise(image: ImageLike, sigma: float | None = None, model: ModelLike = Non
     """
     net = resolve_model(model, "denoise", 1, device)
     options = InferenceOptions(tile, tile_overlap, self_ensemble, memory_budget)
-    out, _ = denoise_picture(net, _picture(image), sigma, options, on_tile)
+    out, _ = denoise_picture(net, _picture(image), sigma, options, on_tile, report_level=False)
     return _like(out, image)

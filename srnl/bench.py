@@ -94,7 +94,8 @@ def build_case(spec: tuple) -> Callable[[], object]:
         _, name, h, w = spec
         net, img, task = shared_model(name), _image(h, w), PRETRAINED[name].task
         if task == "denoise":
-            return lambda: denoise(img, 25, net)
+            # As `srnl denoise` runs it by default: a blind model estimates its own level.
+            return lambda: denoise(img, None if net.config.blind else 25, net)
         return lambda: upscale(img, PRETRAINED[name].scale, net)
     if kind == "attention":
         _, variant, side, features = spec
