@@ -10,7 +10,6 @@ from typing import Callable, Union
 import numpy as np
 from PIL import Image
 
-from .errors import SrnlError
 from .imageio import (Picture, picture_from_array, picture_from_pil, picture_to_array,
                       picture_to_pil)
 from .degrade import check_sigma, estimate_noise
