@@ -24,3 +24,18 @@ def test_panel_text_uses_only_characters_the_font_can_draw():
     text = "".join(c.label + c.subtitle for c in columns)
     assert "25" in text
     assert not [ch for ch in set(text) - {" "} if np.array_equal(_drawn(ch, font), missing)]
+
+
+def test_compare_runs_a_blind_denoiser_on_protocol_noise_and_on_degraded_inputs(srnl, tmp_path):
+    from PIL import Image
+
+    from conftest import smooth_image, tiny_model
+    from srnl.models.checkpoint import model_payload, save_checkpoint
+
+    model = tmp_path / "blind.pt"
+    save_checkpoint(model, model_payload(tiny_model(task="denoise", scale=1, blind=True)))
+    Image.fromarray(smooth_image(64, 64)).save(tmp_path / "p.png")
+    for extra in ([], ["-d", "jpeg20"], ["--no-reference"]):
+        code, out, err = srnl("compare", tmp_path / "p.png", "-m", model, "--overwrite", *extra)
+        assert code == 0, err
+        assert (tmp_path / "p_compare.png").is_file() and "panel:" in out

@@ -204,7 +204,8 @@ def comparison(model: str | None = None, *, scale: int | None = None, sigma: flo
                device: str = "cpu") -> tuple[Method, Setting]:
     """What `srnl compare` shows: the model (default: the shipped denoiser when a sigma is given
     without a scale, else the shipped upscaler of `scale` or x2) and the setting that degrades
-    the image (a denoiser without sigma: 25, or, on a degraded input or a blind model, its own)."""
+    the image (a denoiser without sigma: Gaussian noise of 25; with a degradation or on a degraded
+    input, the denoiser is told no level)."""
     if sigma is not None:
         check_sigma(sigma)
     if model is None:
@@ -215,8 +216,8 @@ def comparison(model: str | None = None, *, scale: int | None = None, sigma: flo
         resolve_model(net, "sr", scale, device)  # refuses a denoiser or another scale
     if net.config.task == "sr":
         return Method(model, net), Setting("sr", net.config.scale, degradation=degradation)
-    if sigma is None and reference and degradation is None and not net.config.blind:
-        sigma = 25.0
+    if sigma is None and reference and degradation is None:
+        sigma = 25.0  # the protocol's noise needs a level; -d makes other inputs, told nothing
     return Method(model, net), Setting("denoise", 1, sigma, degradation=degradation)
 
 
