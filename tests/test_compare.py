@@ -27,9 +27,6 @@ def test_panel_text_uses_only_characters_the_font_can_draw():
 
 
 def test_compare_runs_a_blind_denoiser_on_protocol_noise_and_on_degraded_inputs(srnl, tmp_path):
-    from PIL import Image
-
-    from conftest import smooth_image, tiny_model
     from srnl.models.checkpoint import model_payload, save_checkpoint
 
     model = tmp_path / "blind.pt"
