@@ -172,7 +172,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress=None, echo=print) -> 
     use_threads(cfg.threads or None)
     device = resolve_device(cfg.device)
     with process_group("nccl" if device.startswith("cuda") else "gloo") as d:
-        return _train(cfg, d, resolve_device(cfg.device), resume, progress, echo)
+        return _train(cfg, d, device, resume, progress, echo)
 
 
 @dataclass
