@@ -48,23 +48,24 @@ def gather_pairs(roots, scale: int | None, split: str = "train") -> list[Pair]:
     return pairs
 
 
-def seeded_degrade(hr: np.ndarray, scale: int, degradation: Degradation, *seed: int) -> np.ndarray:
-    return degrade(hr, scale, degradation, np.random.default_rng(list(seed)))
-
-
 def load_images(pairs: list[Pair], task: str, scale: int, min_side: int,
-                cache_dir: str | None = None, fixed: Degradation | None = None) -> ImageSet:
-    """Decode every image once. SR keeps the provided or bicubic LR beside each HR; with `fixed`
-    (validation) every image's input is made once by that degradation, seeded by its index.
-    Unreadable files are skipped and listed; images too small for a patch are dropped; no usable
-    image at all is an error."""
+                cache_dir: str | None = None, fixed: Degradation | None = None,
+                hr_only: bool = False) -> ImageSet:
+    """Decode every image once. SR keeps the provided or bicubic LR beside each HR, unless
+    `hr_only` (training inputs made per patch by a degradation chain); with `fixed` (validation)
+    every image's input is made once by that degradation, seeded by its index. Unreadable files
+    are skipped and listed; images too small for a patch are dropped; no usable image at all is
+    an error."""
     cache = Path(cache_dir) if cache_dir else None
     images = ImageSet([], [], [], [])
     for index, pair in enumerate(pairs):
         try:
             if fixed is not None:
                 hr = modcrop(load_rgb(pair.hr), scale)
-                lr = seeded_degrade(hr, scale, fixed, index)
+                lr = degrade(hr, scale, fixed, np.random.default_rng([index]))
+            elif task == "sr" and hr_only:
+                hr = _cached(pair.hr, cache, f"hr{scale}",
+                             lambda: modcrop(load_rgb(pair.hr), scale))
             elif task == "sr":
                 hr, lr = load_sr_pair(pair, scale)
                 lr = _cached(pair.hr, cache, f"lr{scale}", lambda: lr)
@@ -78,7 +79,7 @@ def load_images(pairs: list[Pair], task: str, scale: int, min_side: int,
         if min(hr.shape[:2]) < min_side:
             continue
         images.hr.append(hr)
-        if task == "sr" or fixed is not None:
+        if (task == "sr" and not hr_only) or fixed is not None:
             images.lr.append(lr)
         images.names.append(str(pair.hr))
     if not images.hr:

@@ -188,7 +188,8 @@ def load_data(cfg: TrainConfig) -> Data:
     pairs, held = split_holdout(gather_pairs(cfg.data, split_scale), cfg.val_holdout)
     # The protocol's bicubic LR is made once per image; any other degradation per patch and step.
     per_patch = None if cfg.degradation.is_bicubic else cfg.degradation
-    images = load_images(pairs, task, scale, cfg.patch * scale, cfg.cache_dir)
+    images = load_images(pairs, task, scale, cfg.patch * scale, cfg.cache_dir,
+                         hr_only=per_patch is not None)
     val_pairs = gather_pairs([cfg.val], split_scale, "valid") if cfg.val else held
     if cfg.val_limit:
         val_pairs = val_pairs[: cfg.val_limit]
