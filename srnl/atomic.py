@@ -34,6 +34,14 @@ def atomic_path(dest: str | os.PathLike):
             os.unlink(tmp)
 
 
+def write_text(dest: str | os.PathLike, text: str) -> None:
+    """A text file written atomically (UTF-8), its folder created if missing."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def _nearest_existing(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path != path.parent:

@@ -6,6 +6,7 @@ first image is read (a mistyped format, two inputs bound for one output) is refu
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .atomic import write_text
 from .errors import SrnlError
 from .distributed import Dist, gather, process_group, shard
 from .imageio import (EXTENSION_FORMATS, IMAGE_SUFFIXES, Picture, find_images, output_extension,
@@ -208,6 +210,11 @@ def run_job(job: Job, work: Work, options: WriteOptions = WriteOptions()) -> Res
     finally:
         result.seconds = time.perf_counter() - start
     return result
+
+
+def write_summary(results: list[Result], path: Path) -> None:
+    """Every file's input, output, sizes, seconds, status, error and note, as JSON."""
+    write_text(path, json.dumps([r.to_dict() for r in results], indent=1) + "\n")
 
 
 class Interrupted(Exception):

@@ -21,7 +21,7 @@ def _run(inputs: list[Path], output: Path | None, suffix: str, ext: str, recursi
     """Plan (a bad plan is refused before any image is read), run with a progress bar, print the
     summary; exit 1 if any file failed."""
     from ..atomic import check_writable_file
-    from ..files import STDIO, FileReporter, WriteOptions, plan_jobs, run_files
+    from ..files import STDIO, FileReporter, WriteOptions, plan_jobs, run_files, write_summary
 
     options = WriteOptions(overwrite, skip_existing, quality, max_pixels)
     jobs = plan_jobs(inputs, output, suffix, ext, recursive)
@@ -53,7 +53,7 @@ def _run(inputs: list[Path], output: Path | None, suffix: str, ext: str, recursi
         # An image written to standard output must not be mixed with text.
         _summary(results, console if output == STDIO else stdout)
     if main and json_path:
-        _write_json(results, json_path)
+        write_summary(results, json_path)
     if any(r.error for r in results):
         raise typer.Exit(1)
 
@@ -67,16 +67,6 @@ def _summary(results, out: Console) -> None:
         table.add_row((r.src if r.error else r.dst).name, size(r.in_size), size(r.out_size),
                       f"{r.seconds:.2f}", style[r.status], *([r.note or "-"] if notes else []))
     out.print(table)
-
-
-def _write_json(results, path: Path) -> None:
-    import json
-
-    from ..atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
 
 
 def _size_suffix(scale: float | None, width: int | None, height: int | None,

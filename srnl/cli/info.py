@@ -34,7 +34,7 @@ def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also
     """Measure speed and memory on this machine: models, attention, baselines, training."""
     import json
 
-    from ..atomic import atomic_path, check_writable_file
+    from ..atomic import check_writable_file, write_text
     from ..bench import run_bench
     from ..train.config import load_recipe
 
@@ -59,9 +59,7 @@ def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also
         growth.add_row(what, "-" if ratio is None else f"{ratio:.1f}x")
     stdout.print(growth)
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps(results, indent=1))
+        write_text(json_path, json.dumps(results, indent=1))
 
 
 def _cell(column: str, v) -> str:

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_text
 from .protocol import Setting, protocol
 from .runner import Record
 
@@ -36,12 +36,6 @@ def _row(d: dict) -> dict:
     return {k: _finite(v) for k, v in d.items()}
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def write_json(records: list[Record], path: Path, per_image: bool = False) -> None:
     rows = []
     for r in records:
@@ -49,7 +43,7 @@ def write_json(records: list[Record], path: Path, per_image: bool = False) -> No
         if per_image:
             row["per_image"] = [_row(asdict(s)) for s in r.per_image]
         rows.append(row)
-    _write_text(path, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_csv(records: list[Record], path: Path, per_image: bool = False) -> None:
@@ -100,4 +94,4 @@ def markdown_table(records: list[Record]) -> str:
 
 
 def write_markdown(records: list[Record], path: Path) -> None:
-    _write_text(path, markdown_table(records))
+    write_text(path, markdown_table(records))

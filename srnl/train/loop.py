@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from ..distributed import Dist, process_group
-from ..atomic import atomic_path
+from ..atomic import write_text
 from ..models.checkpoint import (inference_weights, load_checkpoint, model_payload,
                                  save_checkpoint)
 from ..errors import SrnlError
@@ -306,8 +306,7 @@ def _train(cfg: TrainConfig, d: Dist, device: str, resume: bool, progress, echo)
     data = load_data(cfg)
     run = start_run(cfg, device, d, out, resume, echo)
     if d.main:
-        with atomic_path(out / "config.toml") as tmp:
-            tmp.write_text(to_toml(cfg.to_dict()))
+        write_text(out / "config.toml", to_toml(cfg.to_dict()))
         if data.images.skipped:
             echo(f"skipped {len(data.images.skipped)} unreadable images: "
                  f"{', '.join(data.images.skipped)}")
