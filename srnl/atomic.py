@@ -10,7 +10,8 @@ from pathlib import Path
 from .errors import SrnlError
 
 
-def _cannot_write(path: Path, e: OSError) -> SrnlError:
+def cannot_write(path: Path, e: OSError) -> SrnlError:
+    """The one way srnl says a file could not be written."""
     return SrnlError(f"{path}: cannot write ({e.strerror or e})")
 
 
@@ -23,7 +24,7 @@ def atomic_path(dest: str | os.PathLike):
         # os.open applies the umask (mkstemp would make every output private, mode 0600).
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as e:
-        raise _cannot_write(dest, e) from None
+        raise cannot_write(dest, e) from None
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:

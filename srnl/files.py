@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .atomic import write_text
+from .atomic import cannot_write, write_text
 from .errors import SrnlError
 from .distributed import Dist, gather, process_group, shard
 from .imageio import (EXTENSION_FORMATS, IMAGE_SUFFIXES, Picture, find_images, output_extension,
@@ -206,7 +206,7 @@ def run_job(job: Job, work: Work, options: WriteOptions = WriteOptions()) -> Res
     except SrnlError as e:
         result.error, result.option = str(e), e.option
     except OSError as e:
-        result.error = f"{job.dst}: cannot write ({e.strerror or e})"
+        result.error = str(cannot_write(job.dst, e))
     finally:
         result.seconds = time.perf_counter() - start
     return result
