@@ -61,7 +61,7 @@ def use_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        raise SrnlError(f"the thread count must be 1 or more, got {threads}")
+        raise SrnlError(f"must be 1 or more, got {threads}", option="threads")
     import torch
 
     torch.set_num_threads(threads)

@@ -64,8 +64,6 @@ def runtime(device: str, threads: int | None) -> str:
     """Apply --threads and resolve --device, the same way for every command."""
     from ..runtime import resolve_device, use_threads
 
-    if threads is not None and threads < 1:
-        raise SrnlError(f"--threads must be 1 or more, got {threads}")
     use_threads(threads)
     return resolve_device(device)
 
