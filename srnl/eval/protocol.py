@@ -40,9 +40,8 @@ class Setting:
 
     @property
     def slug(self) -> str:
-        base = f"x{self.scale}" if self.task == "sr" else (
-            f"sigma{self.sigma:g}" if self.sigma is not None else "sigma_auto")
-        return "_".join(filter(None, [base, self.degradation]))
+        """The label as a file name: no spaces, no Greek."""
+        return self.label.replace("σ", "sigma").replace(" ", "_")
 
     @property
     def shave(self) -> int:
