@@ -186,15 +186,32 @@ class InferenceOptions:
         return auto_tile(model, h, w, self.memory_budget) if self.tile == "auto" else self.tile
 
 
+def _batch(model: RestorationNet, rgb: np.ndarray) -> Tensor:
+    """(H, W, 3) float in [0, 1] -> (1, 3, H, W) on the model's device. HWC -> NCHW as a view:
+    already channels_last, no copy."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
+    return x.to(next(model.parameters()).device)
+
+
+def _layered(fn: Fn, model: RestorationNet, h: int, w: int, scale: int,
+             options: InferenceOptions, self_ensemble: bool = False,
+             on_tile: Callable[[int, int], None] | None = None) -> Fn:
+    """`fn` as this layer runs it on an h x w input: padded to the network's multiple, then
+    self-ensembled and tiled as asked."""
+    fn = padded(fn, model.config.pad_multiple, scale)
+    if self_ensemble:
+        fn = self_ensembled(fn)
+    tile = options.tile_for(model, h, w)
+    return tiled(fn, tile, options.overlap, scale, on_tile) if tile else fn
+
+
 def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = None,
                   options: InferenceOptions = InferenceOptions(),
                   on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(H, W, 3) float in [0, 1] -> the network's (sH, sW, 3) float32 output, unclamped.
     sigma (denoiser): noise std in 0-255 units, relative to full scale; None lets a blind
     denoiser estimate it."""
-    device = next(model.parameters()).device
-    # HWC -> NCHW as a view: already channels_last, no copy.
-    x = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None].to(device)
+    x = _batch(model, rgb)
     if model.config.task == "denoise":
         if sigma is None and not model.config.blind:
             raise ValueError("this denoiser needs sigma: it is not blind")
@@ -209,12 +226,8 @@ def level_map(model: RestorationNet, rgb: np.ndarray,
               options: InferenceOptions = InferenceOptions()) -> np.ndarray:
     """A blind denoiser's noise-level map of an (H, W, 3) image in [0, 1], (H, W) in [0, 1] units,
     through the same padding and tiles as its restoration."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None]
-    x = x.to(next(model.parameters()).device)
-    fn = padded(model.estimate_level, model.config.pad_multiple, 1)
-    tile = options.tile_for(model, *x.shape[-2:])
-    if tile:
-        fn = tiled(fn, tile, options.overlap, 1)
+    x = _batch(model, rgb)
+    fn = _layered(model.estimate_level, model, *x.shape[-2:], 1, options)
     return fn(x)[0, 0].float().cpu().numpy()
 
 
@@ -223,11 +236,6 @@ def restore(model: RestorationNet, x: Tensor, options: InferenceOptions = Infere
             on_tile: Callable[[int, int], None] | None = None) -> Tensor:
     """x: (B, C, H, W) in [0, 1] (denoiser: the noise map appended as a last channel).
     Returns the unclamped network output."""
-    tile = options.tile_for(model, *x.shape[-2:])
-    scale = model.config.scale
-    fn = padded(model_fn(model), model.config.pad_multiple, scale)
-    if options.self_ensemble:
-        fn = self_ensembled(fn)
-    if tile:
-        fn = tiled(fn, tile, options.overlap, scale, on_tile)
+    fn = _layered(model_fn(model), model, *x.shape[-2:], model.config.scale, options,
+                  options.self_ensemble, on_tile)
     return fn(x.contiguous(memory_format=torch.channels_last))
