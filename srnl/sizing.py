@@ -15,21 +15,27 @@ from .imageio import Picture
 MODEL_SCALES = (2, 3, 4)
 
 
-def target_size(size: tuple[int, int], scale: float | None = None, width: int | None = None,
-                height: int | None = None) -> tuple[tuple[int, int], float]:
-    """(output width and height, the largest factor either side grows by) for an image of `size`:
-    by `scale`, or to `width` and/or `height` (one alone keeps the aspect ratio)."""
-    w, h = size
+def check_request(scale: float | None = None, width: int | None = None,
+                  height: int | None = None) -> None:
+    """Refuse, before any image is read, a size request no image could satisfy."""
     if scale is not None and (width or height):
         raise SrnlError("give a scale or an output width/height, not both", option="scale")
     if width is not None and width < 1 or height is not None and height < 1:
         raise SrnlError("the output width and height must be 1 or more", option="width")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise SrnlError(f"the scale must be a positive number, got {scale}", option="scale")
+
+
+def target_size(size: tuple[int, int], scale: float | None = None, width: int | None = None,
+                height: int | None = None) -> tuple[tuple[int, int], float]:
+    """(output width and height, the largest factor either side grows by) for an image of `size`:
+    by `scale`, or to `width` and/or `height` (one alone keeps the aspect ratio)."""
+    check_request(scale, width, height)
+    w, h = size
     if width or height:
         out = (width or max(1, round(w * height / h)), height or max(1, round(h * width / w)))
         return out, max(out[0] / w, out[1] / h)
     scale = 2.0 if scale is None else float(scale)
-    if not math.isfinite(scale) or scale <= 0:
-        raise SrnlError(f"the scale must be a positive number, got {scale}", option="scale")
     return (max(1, round(w * scale)), max(1, round(h * scale))), scale
 
 

@@ -103,11 +103,11 @@ def upscale(inputs: Inputs, output: Output = None,
     selects the benchmark-protocol ones (clean bicubic LR)."""
     from ..api import upscale_picture
     from ..models.registry import resolve_model
-    from ..sizing import model_scale_for, target_size
+    from ..sizing import check_request, model_scale_for
 
     options = inference_options(tile, tile_overlap, self_ensemble)
     device = runtime(device, threads)
-    target_size((100, 100), scale, width, height)  # a bad request fails here, before any work
+    check_request(scale, width, height)
     needed = model_scale_for(scale) if scale is not None else None
     # Resolved once here when one model serves every image (a missing one fails before any
     # work); a width or height picks the model per image.
