@@ -311,20 +311,35 @@ def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Pl
     lr_size = (hr_size[0] // scale, hr_size[1] // scale)
     before: Plan = []
     after: Plan = []
-    for part in spec.split("+"):
-        m = _SIMPLE.match(part)
-        if part in ("bicubic", "clean"):
-            continue
-        if not m:
-            raise SrnlError(f"unknown degradation {spec!r}: use bicubic, jpegQ, noiseS, blurS "
-                            f"(joined by +) or a preset ({', '.join(preset_names())})")
-        kind, value = m.group(1), float(m.group(2))
+    for kind, value in _simple_parts(spec):
         if kind == "blur" and value > 0:
             before.append(Blur(blur_kernel(value * scale, value * scale)))
         elif kind == "noise":
             after.append(GaussianNoise(value, False, seed))
         elif kind == "jpeg":
-            if not 1 <= value <= 100:
-                raise SrnlError(f"JPEG quality must be 1-100, got {value:g}")
             after.append(Jpeg(int(value)))
     return [*before, Resize(lr_size, "bicubic"), *after]
+
+
+def _simple_parts(spec: str) -> list[tuple[str, float]]:
+    """(kind, value) of each `+`-joined part of a class that is not a preset; bicubic and clean
+    add nothing to the protocol's downscale."""
+    parts = []
+    for part in spec.split("+"):
+        if part in ("bicubic", "clean"):
+            continue
+        m = _SIMPLE.match(part)
+        if not m:
+            raise SrnlError(f"unknown degradation {spec!r}: use bicubic, jpegQ, noiseS, blurS "
+                            f"(joined by +) or a preset ({', '.join(preset_names())})")
+        kind, value = m.group(1), float(m.group(2))
+        if kind == "jpeg" and not 1 <= value <= 100:
+            raise SrnlError(f"JPEG quality must be 1-100, got {value:g}")
+        parts.append((kind, value))
+    return parts
+
+
+def check_named(spec: str) -> None:
+    """Refuse an unknown evaluation class before any image is read."""
+    if spec not in _presets():
+        _simple_parts(spec)

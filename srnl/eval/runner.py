@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..atomic import atomic_path
 from ..datasets import Pair
-from ..degrade import named_plan
+from ..degrade.chain import check_named
 from ..errors import SrnlError
 from ..infer import InferenceOptions
 from ..metrics import quantise
@@ -71,7 +71,7 @@ def plan(methods: list[Method], roots: list[str | Path], scales: list[int] | Non
     if limit is not None and limit < 1:
         raise SrnlError(f"the image limit must be 1 or more, got {limit}", option="limit")
     for spec in degradations or []:
-        named_plan(spec, (64, 64), 2, seed=0)  # an unknown name fails here, before any work
+        check_named(spec)
     runs = settings(methods, scales, sigmas, clip, degradations)
     jobs = []
     for root in map(Path, roots):
