@@ -9,9 +9,10 @@ from srnl.models.attention import NonLocalAttention, _from_tokens, _to_tokens
 
 def test_identity_at_init():
     torch.manual_seed(0)
-    block = NonLocalAttention(16, dim=8, heads=2, down=2, pool=2)
-    x = torch.randn(2, 16, 20, 18)
-    assert torch.equal(block(x), x)
+    for cross_scale in (False, True):
+        block = NonLocalAttention(16, dim=8, heads=2, down=2, pool=2, cross_scale=cross_scale)
+        x = torch.randn(2, 16, 20, 18)
+        assert torch.equal(block(x), x)
 
 
 def test_tokens_keep_channels_apart_from_positions():
@@ -23,9 +24,10 @@ def test_tokens_keep_channels_apart_from_positions():
     assert torch.equal(_from_tokens(t, 3, 4), x)
 
 
-def _random_block(features=8, dim=4, heads=2):
+def _random_block(features=8, dim=4, heads=2, pool=1, cross_scale=False):
     torch.manual_seed(0)
-    block = NonLocalAttention(features, dim=dim, heads=heads, down=1, pool=1)
+    block = NonLocalAttention(features, dim=dim, heads=heads, down=1, pool=pool,
+                              cross_scale=cross_scale)
     with torch.no_grad():
         for conv in (block.to_q, block.to_k, block.to_v, block.to_out):
             conv.parametrizations.weight.original0.uniform_(0.5, 1.5)
@@ -46,6 +48,23 @@ def test_the_module_is_softmax_over_keys_of_scaled_dot_products():
         wrong = torch.softmax(q @ k.transpose(-1, -2) / 4**0.5, dim=-2)
         assert not torch.allclose(block(x), x + block.to_out(_from_tokens(wrong @ v, 5, 6)),
                                   atol=1e-3)
+
+
+def test_cross_scale_values_are_the_keys_blocks_at_query_resolution():
+    """A key pools a 2x2 block of positions; its value is that block itself (4 cells of 2
+    channels), and each query's output is written back as a 2x2 block, twice as fine."""
+    block, x = _random_block(dim=8, heads=1, pool=2, cross_scale=True), torch.randn(1, 8, 4, 6)
+    with torch.no_grad():
+        q = _to_tokens(block.to_q(x), 1)
+        k = _to_tokens(block.to_k(torch.nn.functional.avg_pool2d(x, 2)), 1)
+        cells = block.to_v(x)  # (1, 2, 4, 6)
+        v = torch.stack([cells[0, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2].reshape(8)
+                         for i in range(2) for j in range(3)])[None, None]
+        out = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1) @ v  # (1, 1, 24, 8)
+        fine = out[0, 0].reshape(4, 6, 2, 2, 2).permute(2, 0, 3, 1, 4).reshape(1, 2, 8, 12)
+        expected = x + block.to_out(torch.nn.functional.interpolate(
+            fine, size=(4, 6), mode="bilinear", align_corners=False))
+        assert torch.allclose(block(x), expected, atol=1e-5)
 
 
 def test_every_query_gets_a_convex_combination_of_the_values():

@@ -5,6 +5,11 @@ Queries live on features downsampled by `down`; keys and values are pooled by a 
 contiguous (B, heads, N, dim) tensors, the only layout for which the CPU kernel takes its fused
 path instead of materialising the N x M similarity map. The output projection starts at zero,
 so a freshly inserted module is the identity.
+
+Pooled values can only return low-frequency context. With `cross_scale` (CSNLN's self-exemplars)
+a key still describes a `pool` x `pool` block of query cells, but its value is that whole block
+at query resolution: a query that looks like a larger copy of itself elsewhere receives that
+copy's finer detail, `pool` times finer than the query grid.
 """
 from __future__ import annotations
 
@@ -27,14 +32,20 @@ def _from_tokens(t: Tensor, h: int, w: int) -> Tensor:
 
 class NonLocalAttention(nn.Module):
     def __init__(self, features: int, dim: int = 16, heads: int = 1, down: int = 4,
-                 pool: int = 2, shared_qk: bool = False):
+                 pool: int = 2, shared_qk: bool = False, cross_scale: bool = False):
         super().__init__()
-        self.heads, self.down, self.pool = heads, down, pool
+        self.heads, self.down, self.pool, self.cross_scale = heads, down, pool, cross_scale
         inner = dim * heads
         self.to_q = wn_conv(features, inner, 1)
         self.to_k = self.to_q if shared_qk else wn_conv(features, inner, 1)
-        self.to_v = wn_conv(features, inner, 1)
-        self.to_out = wn_conv(inner, features, 1, zero=True)
+        # Cross-scale values carry pool^2 cells each in the same `inner` channels: the value width
+        # must equal the key width for the CPU's fused kernel (4x slower otherwise).
+        cell = inner // pool**2 if cross_scale else inner
+        if cell * (pool**2 if cross_scale else 1) != inner:
+            raise ValueError(f"cross-scale attention needs dim * heads ({inner}) divisible by "
+                             f"pool^2 ({pool**2})")
+        self.to_v = wn_conv(features, cell, 1)
+        self.to_out = wn_conv(cell, features, 1, zero=True)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -43,9 +54,19 @@ class NonLocalAttention(nn.Module):
         context = F.avg_pool2d(small, self.pool, ceil_mode=True) if self.pool > 1 else small
         q = _to_tokens(self.to_q(small), self.heads)
         k = _to_tokens(self.to_k(context), self.heads)
-        v = _to_tokens(self.to_v(context), self.heads)
-        out = F.scaled_dot_product_attention(q, k, v)
-        out = self.to_out(_from_tokens(out, *small.shape[-2:]))
-        if self.down > 1:
+        v = _to_tokens(self._values(small, context), self.heads)
+        out = _from_tokens(F.scaled_dot_product_attention(q, k, v), *small.shape[-2:])
+        if self.cross_scale:
+            out = F.pixel_shuffle(out, self.pool)
+        out = self.to_out(out)
+        if out.shape[-2:] != (h, w):
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         return x + out
+
+    def _values(self, small: Tensor, context: Tensor) -> Tensor:
+        if not self.cross_scale:
+            return self.to_v(context)
+        # Each key's block of query cells, padded (as ceil_mode pooled it) and stacked into channels.
+        pad_h, pad_w = (-s % self.pool for s in small.shape[-2:])
+        blocks = F.pad(self.to_v(small), (0, pad_w, 0, pad_h), mode="replicate")
+        return F.pixel_unshuffle(blocks, self.pool)

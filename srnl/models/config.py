@@ -36,6 +36,8 @@ class ModelConfig:
     nonlocal_heads: int = 1
     nonlocal_dim: int = 16
     nonlocal_shared_qk: bool = False
+    # Values are the key's block of query cells at query resolution (cross-scale), not pooled.
+    nonlocal_cross_scale: bool = False
     # Channels carried through the upsampler and into the output conv (0: `features`); fewer
     # make the high-resolution end, the costliest per pixel, cheaper.
     upsample_features: int = 0

@@ -56,7 +56,8 @@ class RestorationNet(nn.Module):
             if i in config.nonlocal_after:
                 body.append(NonLocalAttention(f, config.nonlocal_dim, config.nonlocal_heads,
                                               config.nonlocal_down, config.nonlocal_pool,
-                                              config.nonlocal_shared_qk))
+                                              config.nonlocal_shared_qk,
+                                              config.nonlocal_cross_scale))
         self.body = nn.Sequential(*body, wn_conv(f, f))
         if config.task == "sr":
             up = config.upsample_features or f
