@@ -155,6 +155,10 @@ def test_training_writes_the_run_directory_and_beats_its_start(tmp_path):
     log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 30 and "val_psnr" in log[-1]
     assert log[-1]["loss"] < log[0]["loss"]
+    # CPU-hours: one process on cfg.threads threads, so threads x its wall time.
+    hours = [r["cpu_hours"] for r in log]
+    assert hours == sorted(hours) and hours[-1] > 0
+    assert hours[-1] == pytest.approx(log[-1]["seconds"] * cfg.threads / 3600, rel=0.05)
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["step"] == 30 and ckpt["ema"] is not None and ckpt["meta"]["steps"] == 30
     with pytest.raises(SrnlError, match="already holds a run"):

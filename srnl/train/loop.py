@@ -259,11 +259,18 @@ class Bookkeeper:
                                          if json.loads(l)["step"] <= run.step))
         self.start = self.tic = time.perf_counter()
         self.elapsed_before = run.history[-1].get("seconds", 0.0) if run.history else 0.0
+        # The budget that matters on a CPU machine: cores held (threads x processes) x wall time.
+        self.cores = torch.get_num_threads() * d.world
+        self.cpu_hours_before = (run.history[-1].get("cpu_hours", self.elapsed_before * self.cores
+                                                     / 3600) if run.history else 0.0)
         self.val_psnr = run.history[-1].get("val_psnr") if run.history else None
         self.window_loss, self.window_steps = 0.0, 0
 
     def seconds(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.start
+
+    def cpu_hours(self) -> float:
+        return self.cpu_hours_before + (time.perf_counter() - self.start) * self.cores / 3600
 
     def save(self, name: str) -> None:
         save_checkpoint(self.out / name, self.run.state(
@@ -292,7 +299,7 @@ class Bookkeeper:
         record = {"step": run.step, "loss": self.window_loss / self.window_steps,
                   "lr": run.scheduler.get_last_lr()[0],
                   "steps_per_s": self.window_steps / max(1e-9, time.perf_counter() - self.tic),
-                  "seconds": round(self.seconds(), 2)}
+                  "seconds": round(self.seconds(), 2), "cpu_hours": round(self.cpu_hours(), 6)}
         if validated:
             record["val_psnr"] = self.val_psnr
         run.history.append(record)

@@ -1,4 +1,4 @@
-"""The training-curve picture: loss and validation PSNR against step, drawn with Pillow so that
+"""The training-curve picture: loss against step and validation PSNR against CPU-hours, drawn with Pillow so that
 no plotting library is needed for one chart."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from ..atomic import atomic_path
 W, H, PAD = 720, 300, 48
 
 
-def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], points, colour, title):
+def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], points, colour, title,
+           unit: str = "step"):
     x0, y0, x1, y1 = box
     draw.rectangle(box, outline=(180, 180, 180))
     draw.text((x0 + 4, y0 + 4), title, fill=(0, 0, 0))
@@ -31,16 +32,20 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], points, co
         draw.ellipse((sx - 3, sy - 3, sx + 3, sy + 3), fill=colour)
     draw.text((x0 - PAD + 4, y0 + 20), f"{ymax:.4g}", fill=(80, 80, 80))
     draw.text((x0 - PAD + 4, y1 - 12), f"{ymin:.4g}", fill=(80, 80, 80))
-    draw.text((x0, y1 + 4), f"{xmin}", fill=(80, 80, 80))
-    draw.text((x1 - 40, y1 + 4), f"step {xmax}", fill=(80, 80, 80))
+    draw.text((x0, y1 + 4), f"{xmin:.4g}", fill=(80, 80, 80))
+    draw.text((x1 - 80, y1 + 4), f"{unit} {xmax:.4g}", fill=(80, 80, 80))
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
     img = Image.new("RGB", (W, 2 * H), "white")
     draw = ImageDraw.Draw(img)
     loss = [(r["step"], r["loss"]) for r in history]
-    val = [(r["step"], r["val_psnr"]) for r in history if r.get("val_psnr") is not None]
+    validated = [r for r in history if r.get("val_psnr") is not None]
+    # Runs logged before CPU-hours were recorded fall back to steps.
+    unit = "CPU-h" if all("cpu_hours" in r for r in validated) else "step"
+    val = [(r["cpu_hours" if unit == "CPU-h" else "step"], r["val_psnr"]) for r in validated]
     _panel(draw, (PAD, 10, W - 10, H - 24), loss, (200, 60, 40), "training loss")
-    _panel(draw, (PAD, H + 10, W - 10, 2 * H - 24), val, (40, 90, 200), "validation PSNR (dB)")
+    _panel(draw, (PAD, H + 10, W - 10, 2 * H - 24), val, (40, 90, 200),
+           f"validation PSNR (dB) against {unit} (CPU-h: threads x processes x wall time)", unit)
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
