@@ -35,6 +35,7 @@ PHOTOS = "photos as they are: JPEG, noise, blur, any resampling (the default)"
 PRETRAINED = {p.name: p for p in [
     Pretrained("photo-x2", "sr", 2, "photo-x2.pt", PHOTOS),
     Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK),
+    Pretrained("photo-x3", "sr", 3, "photo-x3.pt", PHOTOS),
     Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK),
     Pretrained("photo-x4", "sr", 4, "photo-x4.pt", PHOTOS),
     Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK),
@@ -45,7 +46,7 @@ PRETRAINED = {p.name: p for p in [
                "the benchmark protocol: white Gaussian noise of a given sigma"),
 ]}
 # What `srnl upscale` / `srnl denoise` (and the Python API) run when no model is named.
-DEFAULTS = {("sr", 2): "photo-x2", ("sr", 3): "x3", ("sr", 4): "photo-x4",
+DEFAULTS = {("sr", 2): "photo-x2", ("sr", 3): "photo-x3", ("sr", 4): "photo-x4",
             ("denoise", 1): "denoise"}
 
 
