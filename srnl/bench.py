@@ -92,11 +92,11 @@ def build_case(spec: tuple) -> Callable[[], object]:
     kind = spec[0]
     if kind == "model":
         _, name, h, w = spec
-        net, img, task = shared_model(name), _image(h, w), PRETRAINED[name].task
-        if task == "denoise":
+        net, img = shared_model(name), _image(h, w)
+        if net.config.task == "denoise":
             # As `srnl denoise` runs it by default: a blind model estimates its own level.
             return lambda: denoise(img, None if net.config.blind else 25, net)
-        return lambda: upscale(img, PRETRAINED[name].scale, net)
+        return lambda: upscale(img, net.config.scale, net)
     if kind == "attention":
         _, variant, side, features = spec
         torch.manual_seed(0)
@@ -148,16 +148,18 @@ def executed_flops(net, h: int, w: int) -> float:
     return sum(n * count_flops(net, th, tw) for (th, tw), n in sizes.items())
 
 
-def bench_models(sizes: dict[str, list[tuple[int, int]]], repeats: int, ceiling: float) -> list[dict]:
-    """Each shipped model through the public API (default flags: auto tiling) at each size."""
+def bench_models(sizes: dict[str, list[tuple[int, int]]], repeats: int, ceiling: float,
+                 extra: tuple[str, ...] = ()) -> list[dict]:
+    """Each shipped model, then each of `extra` (names or files), through the public API
+    (default flags: auto tiling) at each size."""
     rows = []
-    for spec in PRETRAINED.values():
-        net = shared_model(spec.name)
-        for h, w in sizes["denoise" if spec.task == "denoise" else "sr"]:
-            case = ("model", spec.name, h, w)
+    for name in [*PRETRAINED, *extra]:
+        net = shared_model(name)
+        for h, w in sizes[str(net.config.task)]:
+            case = ("model", name, h, w)
             seconds = median_seconds(build_case(case), repeats)
             flops = executed_flops(net, h, w)
-            rows.append(dict(what=f"model {spec.name}", size=f"{w}x{h}", seconds=seconds,
+            rows.append(dict(what=f"model {name}", size=f"{w}x{h}", seconds=seconds,
                              mpix_per_s=h * w / seconds / 1e6, gflop=flops / 1e9,
                              gflops=flops / seconds / 1e9,
                              ceiling_share=flops / seconds / 1e9 / ceiling, case=case))
@@ -310,15 +312,16 @@ def _mb(memory: int | None) -> float | None:
 
 
 def run_bench(train_model: ModelConfig, train_batch: int, train_patch: int,
-              quick: bool = False) -> dict:
+              quick: bool = False, extra_models: tuple[str, ...] = ()) -> dict:
     """Every measurement; the training rows time `train_model` at that batch and patch (a
-    recipe's, which the caller reads)."""
+    recipe's, which the caller reads); `extra_models` (names or files) join the models table,
+    timed in the same run as the shipped ones."""
     repeats = 1 if quick else 3
     sizes = {"sr": [(256, 256), (512, 512)] + ([] if quick else [(1080, 1920)]),
              "denoise": [(512, 512)]}
     ceiling = matmul_gflops(repeats=repeats + 2)
     sides = [48, 96] if quick else [64, 128, 256]
-    models = bench_models(sizes, repeats, ceiling)
+    models = bench_models(sizes, repeats, ceiling, extra_models)
     attention = bench_attention(sides, 32, 2**31, repeats)
     first = PRETRAINED[next(iter(PRETRAINED))].name
     size = lambda side: f"{side}x{side}x32"

@@ -33,3 +33,14 @@ def test_median_seconds_runs_warmup_and_repeats_and_takes_the_median():
     pauses = iter([0.2, 0.2, 0.0, 0.05, 0.0])  # two warm-up calls, then three timed ones
     seconds = median_seconds(lambda: time.sleep(next(pauses)), repeats=3, warmup=2)
     assert 0.0 < seconds < 0.15  # the median of (0, 0.05, 0): the warm-ups are not timed
+
+
+def test_a_model_file_is_timed_beside_the_shipped_ones(model_file):
+    from srnl.bench import bench_models
+    from srnl.models.registry import PRETRAINED
+
+    extra = str(model_file())
+    rows = bench_models({"sr": [(16, 20)], "denoise": [(16, 16)]}, repeats=1, ceiling=1.0,
+                        extra=(extra,))
+    assert [r["what"] for r in rows] == [f"model {n}" for n in [*PRETRAINED, extra]]
+    assert rows[-1]["size"] == "20x16" and rows[-1]["seconds"] > 0

@@ -71,6 +71,7 @@ def test_unwritable_destinations_are_refused_before_the_work(srnl, tmp_path, pho
                  ["bench", "--json", blocked / "bench.json"],
                  ["upscale", photo, "-m", model, "--json", blocked / "summary.json"]):
         _one_line_error(*srnl(*args)[::2], "blocker")
+    _one_line_error(*srnl("bench", "-m", tmp_path / "no-such-model.pt")[::2], "unknown model")
     assert not (tmp_path / "photo_x2.png").exists()
 
 

@@ -30,20 +30,29 @@ def models():
 @app.command()
 def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
           quick: Annotated[bool, typer.Option(help="Smaller sizes, one repeat (a smoke run).")] = False,
-          threads: Threads = None):
+          threads: Threads = None,
+          models: Annotated[Optional[list[str]], typer.Option(
+              "--model", "-m", show_default=False,
+              help="Also time this model (file or name; repeatable), in the same run as the "
+                   "shipped ones.")] = None):
     """Measure speed and memory on this machine: models, attention, baselines, training."""
     import json
 
     from ..atomic import check_writable_file, write_text
     from ..bench import run_bench
+    from ..models.registry import resolve_model_path
     from ..train.config import load_recipe
 
     runtime("cpu", threads)
     if json_path:
         check_writable_file(json_path)
     recipe = load_recipe("x2")
+    extra = tuple(models or ())
+    for name in extra:
+        resolve_model_path(name)
     with console.status("benchmarking (a few minutes)..."):
-        results = run_bench(recipe.model, recipe.batch, recipe.patch, quick=quick)
+        results = run_bench(recipe.model, recipe.batch, recipe.patch, quick=quick,
+                            extra_models=extra)
     stdout.print(f"threads {results['threads']}, float32 matmul {results['matmul_gflops']:.1f} GFLOP/s (the ceiling)")
     columns = ["what", "size", "seconds", "mpix_per_s", "gflop", "gflops", "ceiling_share",
                "peak_mb", "map_mb", "psnr_db", "steps_per_s", "slowdown", "note"]
