@@ -46,6 +46,7 @@ class ModelConfig:
     # The denoiser runs its body on pixel-unshuffled input, at half resolution.
     denoise_unshuffle: int = 2
     # Residual-block convs trained as 3x3 + 1x1 + identity branches, folded into one 3x3 to run.
+    # Off in every recipe: in a 4,000-step x2 ablation they cost 0.9 dB on B100 (README).
     rep_branches: bool = False
     # A blind denoiser carries a noise-level estimator and fills in the level where none is given.
     blind: bool = False
