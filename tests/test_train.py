@@ -254,3 +254,12 @@ def test_a_list_file_names_a_split_of_a_folder(tmp_path):
     with pytest.raises(SrnlError, match="1 listed images missing"):
         discover(lists / "bad.txt")
     assert root.is_dir()
+
+
+def test_every_listed_recipe_loads_as_a_training_configuration():
+    from srnl.train.config import load_recipe, recipe_names
+
+    names = recipe_names()
+    assert "x2" in names and "degradations" not in names
+    for name in names:
+        assert load_recipe(name).steps > 0

@@ -106,7 +106,8 @@ class TrainConfig:
 
 
 def recipe_names() -> list[str]:
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+    # degradations.toml lives beside the recipes but holds the degradation presets.
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml") if p.stem != "degradations")
 
 
 def load_toml(path_or_recipe: str) -> dict:
