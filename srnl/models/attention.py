@@ -40,10 +40,10 @@ class NonLocalAttention(nn.Module):
         self.to_k = self.to_q if shared_qk else wn_conv(features, inner, 1)
         # Cross-scale values carry pool^2 cells each in the same `inner` channels: the value width
         # must equal the key width for the CPU's fused kernel (4x slower otherwise).
-        cell = inner // pool**2 if cross_scale else inner
-        if cell * (pool**2 if cross_scale else 1) != inner:
+        if cross_scale and inner % pool**2:
             raise ValueError(f"cross-scale attention needs dim * heads ({inner}) divisible by "
                              f"pool^2 ({pool**2})")
+        cell = inner // pool**2 if cross_scale else inner
         self.to_v = wn_conv(features, cell, 1)
         self.to_out = wn_conv(cell, features, 1, zero=True)
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..degrade import Degradation, load_preset
+from ..degrade.chain import PRESETS_FILE
 from ..errors import SrnlError
 from ..models.config import ModelConfig, unknown_fields
 
@@ -106,8 +107,8 @@ class TrainConfig:
 
 
 def recipe_names() -> list[str]:
-    # degradations.toml lives beside the recipes but holds the degradation presets.
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml") if p.stem != "degradations")
+    # The degradation presets' file lives beside the recipes but is not one.
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml") if p.name != PRESETS_FILE.name)
 
 
 def load_toml(path_or_recipe: str) -> dict:

@@ -32,8 +32,13 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], points, co
         draw.ellipse((sx - 3, sy - 3, sx + 3, sy + 3), fill=colour)
     draw.text((x0 - PAD + 4, y0 + 20), f"{ymax:.4g}", fill=(80, 80, 80))
     draw.text((x0 - PAD + 4, y1 - 12), f"{ymin:.4g}", fill=(80, 80, 80))
-    draw.text((x0, y1 + 4), f"{xmin:.4g}", fill=(80, 80, 80))
-    draw.text((x1 - 80, y1 + 4), f"{unit} {xmax:.4g}", fill=(80, 80, 80))
+    draw.text((x0, y1 + 4), _tick(xmin), fill=(80, 80, 80))
+    draw.text((x1 - 80, y1 + 4), f"{unit} {_tick(xmax)}", fill=(80, 80, 80))
+
+
+def _tick(x: float) -> str:
+    # Steps print whole (16000, not 1.6e+04); CPU-hours to 4 significant digits.
+    return str(x) if isinstance(x, int) else f"{x:.4g}"
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
