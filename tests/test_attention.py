@@ -2,6 +2,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from srnl.models.attention import NonLocalAttention, _from_tokens, _to_tokens
@@ -9,8 +10,9 @@ from srnl.models.attention import NonLocalAttention, _from_tokens, _to_tokens
 
 def test_identity_at_init():
     torch.manual_seed(0)
-    for cross_scale in (False, True):
-        block = NonLocalAttention(16, dim=8, heads=2, down=2, pool=2, cross_scale=cross_scale)
+    for cross_scale, patch in ((False, 1), (True, 1), (False, 3)):
+        block = NonLocalAttention(16, dim=8, heads=2, down=2, pool=2, cross_scale=cross_scale,
+                                  patch=patch)
         x = torch.randn(2, 16, 20, 18)
         assert torch.equal(block(x), x)
 
@@ -24,10 +26,10 @@ def test_tokens_keep_channels_apart_from_positions():
     assert torch.equal(_from_tokens(t, 3, 4), x)
 
 
-def _random_block(features=8, dim=4, heads=2, pool=1, cross_scale=False):
+def _random_block(features=8, dim=4, heads=2, pool=1, cross_scale=False, patch=1):
     torch.manual_seed(0)
     block = NonLocalAttention(features, dim=dim, heads=heads, down=1, pool=pool,
-                              cross_scale=cross_scale)
+                              cross_scale=cross_scale, patch=patch)
     with torch.no_grad():
         for conv in (block.to_q, block.to_k, block.to_v, block.to_out):
             conv.parametrizations.weight.original0.uniform_(0.5, 1.5)
@@ -35,10 +37,11 @@ def _random_block(features=8, dim=4, heads=2, pool=1, cross_scale=False):
     return block
 
 
-def test_the_module_is_softmax_over_keys_of_scaled_dot_products():
+@pytest.mark.parametrize("patch", [1, 3])
+def test_the_module_is_softmax_over_keys_of_scaled_dot_products(patch):
     """The block's output, rebuilt by hand from its own embeddings: per head, softmax over the
     key axis of q.k / sqrt(dim), times v, projected and added to the input."""
-    block, x = _random_block(), torch.randn(2, 8, 5, 6)
+    block, x = _random_block(patch=patch), torch.randn(2, 8, 5, 6)
     with torch.no_grad():
         q, k, v = (_to_tokens(conv(x), 2) for conv in (block.to_q, block.to_k, block.to_v))
         weights = torch.softmax(q @ k.transpose(-1, -2) / 4**0.5, dim=-1)
@@ -65,6 +68,20 @@ def test_cross_scale_values_are_the_keys_blocks_at_query_resolution():
         expected = x + block.to_out(torch.nn.functional.interpolate(
             fine, size=(4, 6), mode="bilinear", align_corners=False))
         assert torch.allclose(block(x), expected, atol=1e-5)
+
+
+def test_patch_embeddings_see_a_neighbourhood():
+    """With 3x3 patches a query's embedding changes when only its neighbour changes; with 1x1
+    it does not."""
+    x = torch.randn(1, 8, 5, 6)
+    moved = x.clone()
+    moved[0, :, 2, 3] += 1.0
+    for patch, changes in ((1, False), (3, True)):
+        block = _random_block(patch=patch)
+        with torch.no_grad():
+            q, q_moved = block.to_q(x), block.to_q(moved)
+        assert not torch.equal(q[..., 2, 3], q_moved[..., 2, 3])
+        assert torch.equal(q[..., 2, 2], q_moved[..., 2, 2]) != changes
 
 
 def test_every_query_gets_a_convex_combination_of_the_values():

@@ -83,6 +83,7 @@ def train(
     nonlocal_pool: Annotated[Optional[int], Opt("Non-local key/value pooling.")] = None,
     nonlocal_heads: Annotated[Optional[int], Opt("Non-local heads.")] = None,
     nonlocal_cross_scale: Annotated[Optional[bool], Opt("Non-local values: each key's block at query resolution.")] = None,
+    nonlocal_patch: Annotated[Optional[int], Opt("Non-local query/key embeddings from k x k neighbourhoods.")] = None,
     rep_branches: Annotated[Optional[bool], Opt("Train convs as 3x3 + 1x1 + identity branches.")] = None,
 ):
     """Train a model (single process, or several under torchrun).

@@ -10,6 +10,9 @@ Pooled values can only return low-frequency context. With `cross_scale` (CSNLN's
 a key still describes a `pool` x `pool` block of query cells, but its value is that whole block
 at query resolution: a query that looks like a larger copy of itself elsewhere receives that
 copy's finer detail, `pool` times finer than the query grid.
+
+With `patch` > 1 queries and keys are embedded from `patch` x `patch` neighbourhoods of their
+grids, so that texture is matched against texture rather than one pooled colour against another.
 """
 from __future__ import annotations
 
@@ -32,12 +35,13 @@ def _from_tokens(t: Tensor, h: int, w: int) -> Tensor:
 
 class NonLocalAttention(nn.Module):
     def __init__(self, features: int, dim: int = 16, heads: int = 1, down: int = 4,
-                 pool: int = 2, shared_qk: bool = False, cross_scale: bool = False):
+                 pool: int = 2, shared_qk: bool = False, cross_scale: bool = False,
+                 patch: int = 1):
         super().__init__()
         self.heads, self.down, self.pool, self.cross_scale = heads, down, pool, cross_scale
         inner = dim * heads
-        self.to_q = wn_conv(features, inner, 1)
-        self.to_k = self.to_q if shared_qk else wn_conv(features, inner, 1)
+        self.to_q = wn_conv(features, inner, patch)
+        self.to_k = self.to_q if shared_qk else wn_conv(features, inner, patch)
         # Cross-scale values carry pool^2 cells each in the same `inner` channels: the value width
         # must equal the key width for the CPU's fused kernel (4x slower otherwise).
         if cross_scale and inner % pool**2:
@@ -49,7 +53,7 @@ class NonLocalAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        # Pooling commutes with the 1x1 embeddings, so pool first: fewer pixels to embed.
+        # Embedding the pooled grids (not pooling embedded pixels) keeps the pixels to embed few.
         small = F.avg_pool2d(x, self.down, ceil_mode=True) if self.down > 1 else x
         context = F.avg_pool2d(small, self.pool, ceil_mode=True) if self.pool > 1 else small
         q = _to_tokens(self.to_q(small), self.heads)

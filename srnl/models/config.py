@@ -38,6 +38,8 @@ class ModelConfig:
     nonlocal_shared_qk: bool = False
     # Values are the key's block of query cells at query resolution (cross-scale), not pooled.
     nonlocal_cross_scale: bool = False
+    # Side of the neighbourhood each query and key embedding sees on its grid (1: one cell).
+    nonlocal_patch: int = 1
     # Channels carried through the upsampler and into the output conv (0: `features`); fewer
     # make the high-resolution end, the costliest per pixel, cheaper.
     upsample_features: int = 0

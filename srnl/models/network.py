@@ -57,7 +57,8 @@ class RestorationNet(nn.Module):
                 body.append(NonLocalAttention(f, config.nonlocal_dim, config.nonlocal_heads,
                                               config.nonlocal_down, config.nonlocal_pool,
                                               config.nonlocal_shared_qk,
-                                              config.nonlocal_cross_scale))
+                                              config.nonlocal_cross_scale,
+                                              config.nonlocal_patch))
         self.body = nn.Sequential(*body, wn_conv(f, f))
         if config.task == "sr":
             up = config.upsample_features or f
