@@ -263,3 +263,29 @@ def test_every_listed_recipe_loads_as_a_training_configuration():
     assert "x2" in names and "degradations" not in names
     for name in names:
         assert load_recipe(name).steps > 0
+
+
+def test_loss_options_are_their_definitions_and_others_are_refused():
+    from srnl.train.loop import _loss
+    out, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    diff = out - target
+    expected = {"l1": diff.abs().mean(), "l2": (diff ** 2).mean(),
+                "charbonnier": torch.sqrt(diff ** 2 + 1e-6).mean()}
+    for name, value in expected.items():
+        assert torch.allclose(_loss(TrainConfig(loss=name), out, target), value)
+    with pytest.raises(SrnlError, match="l1, l2 or charbonnier"):
+        TrainConfig(loss="l3")
+
+
+def test_a_config_with_a_base_overrides_it_key_by_key_and_tables_field_by_field(tmp_path):
+    child = tmp_path / "phase2.toml"
+    child.write_text('base = "photo-x2"\nsteps = 7\n[degradation]\njpeg_prob = 0.5\n'
+                     '[model]\nblocks = 3\n')
+    parent, merged = load_toml("photo-x2"), load_toml(str(child))
+    assert merged["steps"] == 7 and merged["lr"] == parent["lr"]
+    assert merged["degradation"] == {**parent["degradation"], "jpeg_prob": 0.5}
+    assert merged["model"] == {**parent["model"], "blocks": 3}
+    loop = tmp_path / "loop.toml"
+    loop.write_text(f'base = "{loop}"\n')
+    with pytest.raises(SrnlError, match="cycle"):
+        load_toml(str(loop))

@@ -60,7 +60,7 @@ def train(
     schedule: Annotated[Optional[str], Opt("cosine or multistep.")] = None,
     warmup: Annotated[Optional[int], Opt("Warm-up steps (cosine).")] = None,
     milestones: Annotated[Optional[list[int]], Opt("Multistep milestones (repeatable).")] = None,
-    loss: Annotated[Optional[str], Opt("l1 or charbonnier.")] = None,
+    loss: Annotated[Optional[str], Opt("l1, l2 or charbonnier.")] = None,
     ema: Annotated[Optional[float], Opt("EMA decay of the weights (0: off).")] = None,
     sigma_min: Annotated[Optional[float], Opt("Denoising: lowest training sigma.")] = None,
     sigma_max: Annotated[Optional[float], Opt("Denoising: highest training sigma.")] = None,

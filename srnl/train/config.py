@@ -40,7 +40,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     milestones: tuple[int, ...] = ()
     gamma: float = 0.5
-    loss: str = "l1"              # l1 or charbonnier
+    loss: str = "l1"              # l1, l2 or charbonnier
     level_weight: float = 1.0     # blind denoiser: weight of its noise-level estimate's L1 loss
     ema: float = 0.0              # EMA decay of the weights (0: off)
     seed: int = 0
@@ -63,8 +63,8 @@ class TrainConfig:
                             option="schedule")
         if self.sampling not in ("image", "area"):
             raise SrnlError(f"must be image or area, got {self.sampling!r}", option="sampling")
-        if self.loss not in ("l1", "charbonnier"):
-            raise SrnlError(f"must be l1 or charbonnier, got {self.loss!r}", option="loss")
+        if self.loss not in ("l1", "l2", "charbonnier"):
+            raise SrnlError(f"must be l1, l2 or charbonnier, got {self.loss!r}", option="loss")
         if self.steps < 1 or self.batch < 1 or self.patch < 8:
             raise SrnlError("steps and batch must be positive and patch at least 8")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -111,7 +111,9 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.toml") if p.name != PRESETS_FILE.name)
 
 
-def load_toml(path_or_recipe: str) -> dict:
+def load_toml(path_or_recipe: str, _seen: frozenset = frozenset()) -> dict:
+    """A config file's or a shipped recipe's options; `base = "RECIPE"` starts from that recipe's
+    options and overrides them key by key (tables such as [degradation] merge field by field)."""
     path = Path(path_or_recipe)
     if not path.is_file():
         path = RECIPES_DIR / f"{path_or_recipe}.toml"
@@ -119,9 +121,19 @@ def load_toml(path_or_recipe: str) -> dict:
             raise SrnlError(f"no config file or recipe {path_or_recipe!r} "
                             f"(recipes: {', '.join(recipe_names())})")
     try:
-        return tomllib.loads(path.read_text())
+        options = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SrnlError(f"{path}: invalid TOML ({e})") from None
+    if "base" not in options:
+        return options
+    # A later phase of a recipe names the phase it continues and lists only what changes.
+    base = options.pop("base")
+    if base in _seen:
+        raise SrnlError(f"{path}: recipes form a cycle through base {base!r}")
+    merged = load_toml(base, _seen | {base})
+    for key, value in options.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
 
 
 def to_toml(d: dict) -> str:
