@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from conftest import smooth_image
-from srnl.models.checkpoint import load_checkpoint
+from srnl.models.checkpoint import load_checkpoint, model_from_checkpoint
 from srnl.datasets import discover, load_sr_pair
 from srnl.errors import SrnlError
 from srnl.train.config import TrainConfig, load_toml, to_toml
@@ -194,6 +195,22 @@ def test_fine_tune_from_x2_copies_the_matching_tensors(tmp_path):
     new = [k for k in target if k not in copied]
     assert any(k.startswith("tail.0.2") for k in new)
     assert all(torch.equal(target[k], fresh[k]) for k in new)
+
+
+def test_a_deeper_network_grown_from_a_trained_one_starts_with_its_outputs_and_learns(tmp_path):
+    from srnl.train.loop import _init_weights
+
+    small = train(tiny_cfg(tmp_path, steps=4, out=str(tmp_path / "small")), echo=lambda *a: None)
+    source = model_from_checkpoint(load_checkpoint(small / "last.pt"))
+    deep = build_model(tiny_cfg(tmp_path, model={**TINY, "blocks": 4}).model)
+    assert _init_weights(deep, str(small / "last.pt")) == len(source.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(deep(x), source(x), atol=1e-6)
+    # The new blocks (before the closing conv) start as the identity, yet receive a gradient.
+    F.l1_loss(deep(x), torch.rand(2, 3, 32, 32)).backward()
+    new_block = deep.body[-2]
+    assert new_block.body[-1].parametrizations.weight.original0.grad.abs().sum() > 0
 
 
 def _cli_train(*args: str) -> subprocess.Popen:
