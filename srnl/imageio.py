@@ -198,6 +198,9 @@ def _encoded(p: Picture, fmt: str, quality: int) -> tuple[Image.Image, dict]:
         p = replace(p, bits=8)
     im = picture_to_pil(p)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt == "JPEG":
+        # Pillow's default 4:2:0 halves the chroma resolution that a restoration just recovered.
+        options["subsampling"] = 0
     if p.icc_profile and fmt in ICC_FORMATS:
         options["icc_profile"] = p.icc_profile
     if p.exif and fmt in EXIF_FORMATS:

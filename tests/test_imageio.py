@@ -108,6 +108,16 @@ def test_jpeg_output_drops_alpha_and_16_bit(tmp_path):
         assert np.asarray(im).max() == 40000
 
 
+def test_jpeg_output_keeps_full_resolution_colour(tmp_path):
+    stripes = np.zeros((32, 32, 3), np.uint8)
+    stripes[:, ::2, 0] = 255  # one-pixel red and blue columns: 4:2:0 would average them to purple
+    stripes[:, 1::2, 2] = 255
+    write_picture(picture_from_pil(Image.fromarray(stripes)), tmp_path / "s.jpg", quality=95)
+    with Image.open(tmp_path / "s.jpg") as im:
+        back = np.asarray(im.convert("RGB")).astype(float)
+    assert np.abs(back - stripes).mean() < 10
+
+
 def test_same_input_same_bytes(sr_model):
     im = _rgb()
     a, b = io.BytesIO(), io.BytesIO()
