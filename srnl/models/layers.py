@@ -11,11 +11,16 @@ def wn_conv(cin: int, cout: int, kernel: int = 3, zero: bool = False) -> nn.Conv
     conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
     conv = weight_norm(conv)
     if zero:
-        # g = 0 makes the weight exactly zero while v keeps a direction to learn.
-        with torch.no_grad():
-            conv.parametrizations.weight.original0.zero_()
-            conv.bias.zero_()
+        zero_weight_norm(conv)
     return conv
+
+
+def zero_weight_norm(conv: nn.Conv2d) -> None:
+    """Make a weight-normalised conv output zero: g = 0 zeroes the weight exactly while v keeps a
+    direction to learn."""
+    with torch.no_grad():
+        conv.parametrizations.weight.original0.zero_()
+        conv.bias.zero_()
 
 
 def fold_weight_norm(model: nn.Module) -> nn.Module:

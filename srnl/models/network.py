@@ -34,6 +34,17 @@ def _upsampler(features: int, out_features: int, scale: int, two_stages: bool) -
     return nn.Sequential(*layers)
 
 
+def body_layout(config: ModelConfig) -> list[str]:
+    """What each index of `RestorationNet.body` holds, by name: residual blocks, a non-local
+    module after each block listed in `nonlocal_after`, and the closing conv."""
+    layout = []
+    for i in range(config.blocks):
+        layout.append(f"block{i}")
+        if i in config.nonlocal_after:
+            layout.append(f"nonlocal{i}")
+    return layout + ["conv"]
+
+
 class RestorationNet(nn.Module):
     """Super-resolution (`task="sr"`): forward(x) with x in [0, 1], (B, C, H, W) -> (B, C, sH, sW).
     Denoising (`task="denoise"`): forward(x, sigma) with sigma in [0, 1] units (noise std / 255 for
@@ -50,16 +61,7 @@ class RestorationNet(nn.Module):
         u2 = self.unshuffle ** 2
         in_channels = (c + 1) * u2 if config.task == "denoise" else c
         self.head = wn_conv(in_channels, f)
-        body: list[nn.Module] = []
-        for i in range(config.blocks):
-            body.append(ResBlock(f, config.res_scale, config.rep_branches))
-            if i in config.nonlocal_after:
-                body.append(NonLocalAttention(f, config.nonlocal_dim, config.nonlocal_heads,
-                                              config.nonlocal_down, config.nonlocal_pool,
-                                              config.nonlocal_shared_qk,
-                                              config.nonlocal_cross_scale,
-                                              config.nonlocal_patch))
-        self.body = nn.Sequential(*body, wn_conv(f, f))
+        self.body = nn.Sequential(*map(self._body_part, body_layout(config)))
         if config.task == "sr":
             up = config.upsample_features or f
             self.tail = nn.Sequential(_upsampler(f, up, config.scale, config.x4_two_stages),
@@ -68,6 +70,16 @@ class RestorationNet(nn.Module):
             self.tail = wn_conv(f, c * u2)
         self.estimator = (NoiseLevelEstimator(c, config.estimator_features) if config.blind
                           else None)
+
+    def _body_part(self, name: str) -> nn.Module:
+        c, f = self.config, self.config.features
+        if name.startswith("block"):
+            return ResBlock(f, c.res_scale, c.rep_branches)
+        if name.startswith("nonlocal"):
+            return NonLocalAttention(f, c.nonlocal_dim, c.nonlocal_heads, c.nonlocal_down,
+                                     c.nonlocal_pool, c.nonlocal_shared_qk, c.nonlocal_cross_scale,
+                                     c.nonlocal_patch)
+        return wn_conv(f, f)
 
     def forward(self, x: Tensor, sigma: Tensor | float | None = None,
                 return_level: bool = False) -> Tensor | tuple[Tensor, Tensor]:

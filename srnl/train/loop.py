@@ -22,7 +22,8 @@ from ..runtime import resolve_device, use_threads
 from ..eval.restorers import run_network, score_denoise, score_sr
 from ..metrics import rgb_scores
 from ..models.config import ModelConfig
-from ..models.network import ResBlock, RestorationNet, build_model
+from ..models.layers import zero_weight_norm
+from ..models.network import RestorationNet, body_layout, build_model
 from ..degrade import Degradation
 from .config import TrainConfig, to_toml
 from .data import ImageSet, PatchBatches, gather_pairs, load_images, split_holdout
@@ -57,21 +58,11 @@ def _level_loss(level: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return (level.mean((1, 2, 3))[known] - sigma[known]).abs().mean()
 
 
-def _body_layout(config: ModelConfig) -> list[str]:
-    """What each index of `RestorationNet.body` holds, by name."""
-    layout = []
-    for i in range(config.blocks):
-        layout.append(f"block{i}")
-        if i in config.nonlocal_after:
-            layout.append(f"nonlocal{i}")
-    return layout + ["conv"]
-
-
 def _grown_names(theirs: dict, source: ModelConfig, target: ModelConfig) -> dict:
     """`theirs` renamed to the body layout of `target`: a deeper network keeps the source's
     blocks, non-local modules and closing conv in place, with new blocks before the conv."""
-    ours = {part: str(i) for i, part in enumerate(_body_layout(target))}
-    index = {str(i): ours.get(part) for i, part in enumerate(_body_layout(source))}
+    ours = {part: str(i) for i, part in enumerate(body_layout(target))}
+    index = {str(i): ours.get(part) for i, part in enumerate(body_layout(source))}
     renamed = {}
     for key, value in theirs.items():
         parts = key.split(".")
@@ -90,17 +81,15 @@ def _init_weights(model: RestorationNet, source: str) -> int:
     from ..models.registry import resolve_model_path
 
     ckpt = load_checkpoint(resolve_model_path(source))
-    theirs = _grown_names(ckpt[inference_weights(ckpt)], ModelConfig.from_dict(ckpt["config"]),
-                          model.config)
+    theirs_config = ModelConfig.from_dict(ckpt["config"])
+    theirs = _grown_names(ckpt[inference_weights(ckpt)], theirs_config, model.config)
     ours = model.state_dict()
     matched = {k: v for k, v in theirs.items() if k in ours and ours[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)
-    for i, block in enumerate(model.body):
-        if isinstance(block, ResBlock) and not any(k.startswith(f"body.{i}.") for k in matched):
-            last = block.body[-1]
-            with torch.no_grad():
-                last.parametrizations.weight.original0.zero_()
-                last.bias.zero_()
+    have = set(body_layout(theirs_config))
+    for part, module in zip(body_layout(model.config), model.body):
+        if part.startswith("block") and part not in have:
+            zero_weight_norm(module.body[-1])
     return len(matched)
 
 
