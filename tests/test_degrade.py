@@ -150,7 +150,7 @@ def test_presets_validate_and_recipes_override_them(tmp_path):
     with pytest.raises(SrnlError, match="jpeg_prob"):
         Degradation(jpeg_prob=1.5)
     with pytest.raises(SrnlError, match="resize"):
-        Degradation(resize=("nearest",))
+        Degradation(resize=("cubic",))
     with pytest.raises(SrnlError, match="unknown degradation options"):
         Degradation.from_dict({"preset": "photo", "jpg_prob": 0.1})
     with pytest.raises(SrnlError, match="no degradation preset"):

@@ -11,9 +11,8 @@ from __future__ import annotations
 import io
 import math
 import re
-import tomllib
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -23,98 +22,10 @@ from PIL import Image
 
 from ..errors import SrnlError
 from .camera import draw_camera
+from .spec import RESAMPLING, Degradation, load_preset, preset_names, presets
 
-PRESETS_FILE = Path(__file__).parent.parent / "recipes" / "degradations.toml"
-RESAMPLING = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "area": Image.BOX,
-              "lanczos": Image.LANCZOS}
 # BT.601 YCbCr -> RGB for zero-mean differences (noise), as JPEG and cameras define chroma.
 YCBCR_TO_RGB = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
-
-Range = tuple[float, float]
-# The stages a `Degradation` may draw, each with its `<stage>_prob`.
-STAGES = ("blur", "jitter", "noise", "poisson", "camera", "isp", "jpeg", "second")
-
-
-@dataclass(frozen=True)
-class Degradation:
-    """Ranges and probabilities of every stage. Blur and noise-correlation widths are in LR pixels
-    (at HR the kernel is `scale` times wider), noise levels in 0-255 units."""
-    name: str = "bicubic"
-    clean_prob: float = 0.0          # skip the chain: the protocol's plain bicubic LR
-    blur_prob: float = 0.0
-    blur_sigma: Range = (0.2, 0.8)
-    blur_aniso_prob: float = 0.5     # two widths and a rotation instead of one width
-    blur_beta: Range = (1.0, 1.0)    # generalised-Gaussian exponent (1: Gaussian)
-    blur_plateau_prob: float = 0.0   # plateau kernel 1 / (1 + r^(2 beta)) instead
-    resize: tuple[str, ...] = ("bicubic",)
-    jitter_prob: float = 0.0         # resample through an intermediate size first
-    jitter: Range = (0.8, 1.25)      # that size relative to the LR
-    noise_prob: float = 0.0          # white Gaussian noise
-    noise_sigma: Range = (1.0, 15.0)
-    noise_grey_prob: float = 0.4     # the same noise on every channel
-    poisson_prob: float = 0.0        # shot noise
-    poisson_peak: Range = (200.0, 5000.0)  # photons at white, drawn log-uniform
-    camera_prob: float = 0.0         # correlated, chroma-heavy noise as demosaicing leaves it
-    camera_sigma: Range = (1.0, 8.0)  # its luma std
-    camera_chroma: Range = (1.0, 2.0)  # chroma std relative to luma
-    camera_width: Range = (0.4, 1.2)  # correlation width
-    isp_prob: float = 0.0            # shot and read noise through a camera pipeline (camera.py)
-    isp_shot: Range = (1e-4, 1e-2)   # its shot-noise variance per unit signal, log-uniform
-    jpeg_prob: float = 0.0
-    jpeg_quality: tuple[int, int] = (30, 95)
-    second_prob: float = 0.0         # a second pass of blur, noise and JPEG at LR size
-    # Denoising only: this share of inputs gets the benchmark's unclipped float Gaussian noise
-    # instead of the chain, with sigma from the training sigma range.
-    awgn_prob: float = 0.0
-
-    def __post_init__(self):
-        unknown = sorted(set(self.resize) - set(RESAMPLING))
-        if unknown or not self.resize:
-            raise SrnlError(f"degradation {self.name!r}: resize methods must be among "
-                            f"{', '.join(RESAMPLING)}, got {list(self.resize)}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith("_prob") and not 0 <= value <= 1:
-                raise SrnlError(f"degradation {self.name!r}: {f.name} must be in [0, 1]")
-            if isinstance(value, tuple) and f.name != "resize" and not 0 < value[0] <= value[1]:
-                raise SrnlError(f"degradation {self.name!r}: {f.name} must be a range lo <= hi "
-                                f"of positive numbers, got {list(value)}")
-
-    @property
-    def is_bicubic(self) -> bool:
-        """Nothing but the protocol's bicubic downscale."""
-        return self.resize == ("bicubic",) and not any(
-            getattr(self, f"{stage}_prob") for stage in STAGES)
-
-    def to_dict(self) -> dict:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Degradation":
-        """A preset's table; `preset = NAME` starts from that preset and overrides its fields."""
-        d = dict(d)
-        base = load_preset(d.pop("preset")).to_dict() if "preset" in d else {}
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise SrnlError(f"unknown degradation options: {', '.join(unknown)}")
-        merged = {**base, **d}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
-
-
-def _presets() -> dict:
-    return tomllib.loads(PRESETS_FILE.read_text())
-
-
-def preset_names() -> list[str]:
-    return list(_presets())
-
-
-def load_preset(name: str) -> Degradation:
-    presets = _presets()
-    if name not in presets:
-        raise SrnlError(f"no degradation preset {name!r} (presets: {', '.join(presets)})")
-    return Degradation.from_dict({"name": name, **presets[name]})
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -159,6 +70,38 @@ class Resize:
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(img).resize(self.size, RESAMPLING[self.method]))
+
+
+@dataclass(frozen=True)
+class Subsample:
+    """A downscale with no prefilter, each output pixel sampled at `offset` (a fraction of one
+    input step, 0-1) within its footprint: the nearest input pixel, or with `linear` the bilinear
+    mix of its two neighbours along each axis."""
+    size: tuple[int, int]  # (width, height)
+    offset: tuple[float, float] = (0.0, 0.0)  # (x, y)
+    linear: bool = False
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        out = img.astype(np.float32)
+        for axis, (n_out, offset) in enumerate(zip(self.size[::-1], self.offset[::-1])):
+            n_in = out.shape[axis]
+            where = (np.arange(n_out) + offset) * (n_in / n_out)
+            if not self.linear:
+                out = np.take(out, np.minimum(where.astype(int), n_in - 1), axis=axis)
+                continue
+            where = np.clip(where - 0.5, 0, n_in - 1)
+            lo = where.astype(int)
+            hi = np.minimum(lo + 1, n_in - 1)
+            w = (where - lo).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
+            out = np.take(out, lo, axis=axis) * (1 - w) + np.take(out, hi, axis=axis) * w
+        return to_uint8(out)
+
+
+def resampler(size: tuple[int, int], method: str, rng: np.random.Generator):
+    """The stage that shrinks to `size` by `method`; an aliased one at a random sampling phase."""
+    if method in RESAMPLING:
+        return Resize(size, method)
+    return Subsample(size, (float(rng.random()), float(rng.random())), method != "nearest")
 
 
 @dataclass(frozen=True)
@@ -271,8 +214,9 @@ def draw_plan(d: Degradation, hr_size: tuple[int, int], scale: int,
     method = lambda: d.resize[int(rng.integers(len(d.resize)))]
     if rng.random() < d.jitter_prob:
         f = rng.uniform(*d.jitter)
-        plan.append(Resize((max(1, round(lr_size[0] * f)), max(1, round(lr_size[1] * f))), method()))
-    plan.append(Resize(lr_size, method()))
+        size = (max(1, round(lr_size[0] * f)), max(1, round(lr_size[1] * f)))
+        plan.append(resampler(size, method(), rng))
+    plan.append(resampler(lr_size, method(), rng))
     plan += _draw_noise_and_file(d, rng)
     if rng.random() < d.second_prob:
         if rng.random() < d.blur_prob:
@@ -284,7 +228,7 @@ def draw_plan(d: Degradation, hr_size: tuple[int, int], scale: int,
 def known_sigma(plan: Plan) -> float | None:
     """The noise level a plan leaves, where it is one: 0 for no damage, the std of white colour
     Gaussian noise that is the only damage; None for everything else (JPEG, camera noise...)."""
-    damage = [s for s in plan if not isinstance(s, Resize)]
+    damage = [s for s in plan if not isinstance(s, (Resize, Subsample))]
     if not damage:
         return 0.0
     if len(damage) == 1 and isinstance(damage[0], GaussianNoise) and not damage[0].grey:
@@ -298,6 +242,8 @@ def degrade(hr: np.ndarray, scale: int, d: Degradation, rng: np.random.Generator
 
 
 _SIMPLE = re.compile(r"(jpeg|noise|blur)(\d+(?:\.\d+)?)$")
+# Evaluation classes that replace the protocol's bicubic downscale by an aliased one.
+_ALIASED_CLASSES = {"nearest": Subsample, "bilinear-aliased": partial(Subsample, linear=True)}
 
 
 def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Plan:
@@ -305,20 +251,25 @@ def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Pl
     scale 1 the image itself), `jpegQ` (the LR saved as JPEG of
     quality Q), `noiseS` (8-bit Gaussian noise of std S on the LR), `blurS` (a Gaussian of S LR
     pixels on the HR before the downscale), several joined by `+` (e.g. `blur0.5+noise5+jpeg75`,
-    applied in that order), or a preset name, drawn with `seed`."""
-    if spec in _presets():
+    applied in that order), `nearest` or `bilinear-aliased` in place of the bicubic downscale
+    (every `scale`-th pixel from the first, or the bilinear mix of each sample point's neighbours,
+    no prefilter), or a preset name, drawn with `seed`."""
+    if spec in presets():
         return draw_plan(load_preset(spec), hr_size, scale, np.random.default_rng(seed))
     lr_size = (hr_size[0] // scale, hr_size[1] // scale)
     before: Plan = []
     after: Plan = []
+    shrink: Stage = Resize(lr_size, "bicubic")
     for kind, value in _simple_parts(spec):
+        if kind in _ALIASED_CLASSES:
+            shrink = _ALIASED_CLASSES[kind](lr_size)
         if kind == "blur" and value > 0:
             before.append(Blur(blur_kernel(value * scale, value * scale)))
         elif kind == "noise":
             after.append(GaussianNoise(value, False, seed))
         elif kind == "jpeg":
             after.append(Jpeg(int(value)))
-    return [*before, Resize(lr_size, "bicubic"), *after]
+    return [*before, shrink, *after]
 
 
 def _simple_parts(spec: str) -> list[tuple[str, float]]:
@@ -328,9 +279,13 @@ def _simple_parts(spec: str) -> list[tuple[str, float]]:
     for part in spec.split("+"):
         if part in ("bicubic", "clean"):
             continue
+        if part in _ALIASED_CLASSES:
+            parts.append((part, 0.0))
+            continue
         m = _SIMPLE.match(part)
         if not m:
-            raise SrnlError(f"unknown degradation {spec!r}: use bicubic, jpegQ, noiseS, blurS "
+            raise SrnlError(f"unknown degradation {spec!r}: use bicubic, nearest, bilinear-aliased, "
+                            f"jpegQ, noiseS, blurS "
                             f"(joined by +) or a preset ({', '.join(preset_names())})")
         kind, value = m.group(1), float(m.group(2))
         if kind == "jpeg" and not 1 <= value <= 100:
@@ -341,5 +296,5 @@ def _simple_parts(spec: str) -> list[tuple[str, float]]:
 
 def check_named(spec: str) -> None:
     """Refuse an unknown evaluation class before any image is read."""
-    if spec not in _presets():
+    if spec not in presets():
         _simple_parts(spec)

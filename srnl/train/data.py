@@ -14,6 +14,7 @@ import torch
 
 from ..datasets import Pair, discover, load_rgb, load_sr_pair
 from ..degrade import Degradation, apply_plan, degrade, draw_plan, known_sigma, modcrop
+from ..degrade.chain import to_uint8
 from ..errors import SrnlError
 
 log = logging.getLogger("srnl.train")
@@ -166,17 +167,21 @@ class PatchBatches(torch.utils.data.Dataset):
 
     def _blind_batch(self, targets: list[np.ndarray], target: torch.Tensor, step: int):
         """Denoising through the chain: sigma is the level where the damage has one (clean, white
-        Gaussian noise, the benchmark's unclipped noise) and NaN where it has none (JPEG, camera
+        Gaussian noise, the benchmark's unclipped noise or 8-bit noise alone) and NaN where it has none (JPEG, camera
         noise), which a blind denoiser estimates itself."""
         rng = np.random.default_rng([self.seed, self.rank, step])
         lo, hi = self.sigma_range
         inputs, sigmas = [], []
+        d = self.degradation
         for t in targets:
-            if rng.random() < self.degradation.awgn_prob:
+            # One draw picks the input's kind, so mixes without clipped noise keep their sequence.
+            kind = rng.random()
+            if kind < d.awgn_prob + d.clipped_prob:
                 sigma = rng.uniform(lo, hi)
-                inputs.append(t + rng.standard_normal(t.shape) * sigma)
+                noisy = t + rng.standard_normal(t.shape) * sigma
+                inputs.append(noisy if kind < d.awgn_prob else to_uint8(noisy))
             else:
-                plan = draw_plan(self.degradation, (t.shape[1], t.shape[0]), 1, rng)
+                plan = draw_plan(d, (t.shape[1], t.shape[0]), 1, rng)
                 inputs.append(apply_plan(plan, np.ascontiguousarray(t)))
                 sigma = known_sigma(plan)
             sigmas.append(math.nan if sigma is None else sigma / 255.0)
