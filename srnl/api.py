@@ -4,13 +4,13 @@ Nothing is kept between calls except the loaded (read-only) networks, so the fun
 to call from several threads."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Union
 
 import numpy as np
 from PIL import Image
 
-from .imageio import (Picture, picture_from_array, picture_from_pil, picture_to_array,
+from .imageio import (Picture, to_uint, picture_from_array, picture_from_pil, picture_to_array,
                       picture_to_pil)
 from .degrade import check_sigma, estimate_noise
 from .infer import (DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, InferenceOptions, level_map,
@@ -26,12 +26,16 @@ def restore_picture(net: RestorationNet, pic: Picture, sigma: float | None = Non
                     options: InferenceOptions = InferenceOptions(),
                     on_tile: Callable[[int, int], None] | None = None) -> Picture:
     """Run `net` on a picture; sigma (denoiser) in 0-255 units, relative to full scale, or None
-    for a blind denoiser's own per-pixel estimate."""
-    rgb = restore_image(net, pic.rgb, sigma, options, on_tile).clip(0, 1)
+    for a blind denoiser's own per-pixel estimate. The result holds the integers its file will
+    (8 or 16 bits, as the input), assembled tile row by tile row."""
+    rgb = restore_image(net, pic.rgb, sigma, options, on_tile, bits=pic.bits)
     alpha = pic.alpha
     if alpha is not None and net.config.scale > 1:
         h, w = rgb.shape[:2]
-        alpha = np.asarray(Image.fromarray(alpha, "F").resize((w, h), Image.BICUBIC)).clip(0, 1)
+        # 8-bit alpha is resized as 8 bits, a quarter of a float copy of the output's size.
+        alpha = (np.asarray(Image.fromarray(to_uint(alpha, 8)).resize((w, h), Image.BICUBIC))
+                 if pic.bits == 8 else
+                 np.asarray(Image.fromarray(alpha, "F").resize((w, h), Image.BICUBIC)).clip(0, 1))
     return replace(pic, rgb=rgb, alpha=alpha)
 
 
@@ -46,34 +50,54 @@ def upscale_picture(pic: Picture, model: ModelLike = None, scale: float | None =
         net = resolve_model(model, "sr", None, device)
         return restore_picture(net, pic, None, options, on_tile), net.config.scale
     size, factor = target_size(pic.size, scale, width, height)
-    needed = model_scale_for(factor)
+    needed = model_scale_for(factor, "width" if width else "height" if height else "scale")
     net = resolve_model(model, "sr", needed, device)
     return resize_picture(restore_picture(net, pic, None, options, on_tile), size), needed
 
 
+@dataclass(frozen=True)
+class NoiseLevel:
+    """The noise level (0-255 units) a denoising run used: one level (given, or estimated for the
+    whole image) or, for a blind denoiser, the range (5th-95th percentile) and mean of its
+    per-pixel map: its result differs from one level given everywhere."""
+    mean: float
+    given: bool = False
+    low: float | None = None
+    high: float | None = None
+
+    def __str__(self) -> str:
+        if self.given:
+            return f"sigma {self.mean:.1f} (given)"
+        if self.low is None:
+            return f"sigma {self.mean:.1f} (estimated)"
+        return f"sigma {self.low:.1f}-{self.high:.1f}, mean {self.mean:.1f} (estimated per pixel)"
+
+
 def noise_level(net: RestorationNet, pic: Picture,
-                options: InferenceOptions = InferenceOptions()) -> float:
-    """The noise level (0-255 units) a denoising run without sigma uses: a blind denoiser's own
-    estimate, averaged over the image; for a non-blind one, scikit-image's wavelet estimate, which
-    is right for white noise only."""
+                options: InferenceOptions = InferenceOptions()) -> NoiseLevel:
+    """The noise level a denoising run without sigma uses: a blind denoiser's own per-pixel
+    estimate; for a non-blind one, scikit-image's wavelet estimate, which is right for white noise
+    only."""
     if net.config.blind:
-        return float(level_map(net, pic.rgb, options).mean()) * 255.0
-    return estimate_noise(pic.rgb[..., 0] if pic.grey else pic.rgb) * 255.0
+        levels = level_map(net, pic.rgb, options) * 255.0
+        low, high = np.percentile(levels, [5, 95])
+        return NoiseLevel(float(levels.mean()), low=float(low), high=float(high))
+    return NoiseLevel(estimate_noise(pic.rgb[..., 0] if pic.grey else pic.rgb) * 255.0)
 
 
 def denoise_picture(net: RestorationNet, pic: Picture, sigma: float | None,
                     options: InferenceOptions = InferenceOptions(),
                     on_tile: Callable[[int, int], None] | None = None,
-                    report_level: bool = True) -> tuple[Picture, float | None]:
+                    report_level: bool = True) -> tuple[Picture, NoiseLevel | None]:
     """(denoised picture, the level used): `sigma` if given; else a blind denoiser runs on its
-    own per-pixel map and any other on the estimated level. A blind run's level (the map's mean)
-    costs one more pass of its estimator: None unless `report_level`."""
+    own per-pixel map and any other on the estimated level. A blind run's map costs one more pass
+    of its estimator to report: None unless `report_level`."""
     if sigma is not None:
-        level = check_sigma(sigma)
-        return restore_picture(net, pic, level, options, on_tile), level
+        level = NoiseLevel(check_sigma(sigma), given=True)
+        return restore_picture(net, pic, level.mean, options, on_tile), level
     if not net.config.blind:
         level = noise_level(net, pic, options)
-        return restore_picture(net, pic, level, options, on_tile), level
+        return restore_picture(net, pic, level.mean, options, on_tile), level
     level = noise_level(net, pic, options) if report_level else None
     return restore_picture(net, pic, None, options, on_tile), level
 

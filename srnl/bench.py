@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from functools import partial
@@ -16,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .api import upscale, denoise
 from .infer import InferenceOptions, tile_spans
@@ -301,6 +306,42 @@ def bench_mechanisms(name: str, side: int, repeats: int) -> list[dict]:
     return rows
 
 
+def command_peak(args: list[str]) -> tuple[float, int]:
+    """(seconds, peak resident set of the whole process in bytes) of one `srnl` command run in a
+    fresh process: what `/usr/bin/time -v` reports, the interpreter and torch included."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", "from srnl.cli import main; main()", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace").strip()
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"srnl {' '.join(args)} failed: {err}")
+    return seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
+
+
+def bench_big_images(cases: list[tuple[int, int, int, str]], threads: int) -> list[dict]:
+    """Whole `srnl upscale` runs on photo-like images of (width, height) at a scale and --tile:
+    time and peak memory of the process, the input's decoding and the output's encoding
+    included."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for w, h, scale, tile in cases:
+            src = Path(tmp) / f"in_{w}x{h}.png"
+            if not src.exists():
+                # Smooth structure plus fine noise: the network does the same work on any content.
+                Image.fromarray(_image(h // 8, w // 8)).resize((w, h), Image.BICUBIC).save(src)
+            out = Path(tmp) / "out.png"
+            seconds, peak = command_peak(["upscale", str(src), "-s", str(scale), "--tile", tile,
+                                          "-o", str(out), "--overwrite", "-q",
+                                          "--threads", str(threads)])
+            rows.append({"what": f"srnl upscale x{scale}, --tile {tile}", "size": f"{w}x{h}",
+                         "seconds": seconds, "peak_mb": _mb(peak),
+                         "note": "whole process (/usr/bin/time's maximum resident set)"})
+    return rows
+
+
 def _ratio(rows: list[dict], what: str, small: str, big: str) -> float | None:
     by_size = {r["size"]: r.get("peak_mb") for r in rows if r["what"] == what}
     a, b = by_size.get(small), by_size.get(big)
@@ -338,6 +379,10 @@ def run_bench(train_model: ModelConfig, train_batch: int, train_patch: int,
         "seams": bench_seams(256 if quick else 512, 128 if quick else 256),
         "classical": classical,
         "training": bench_training(train_model, train_batch, train_patch, 3 if quick else 10),
+        "big images": bench_big_images(
+            [(1000, 750, 4, "auto"), (1000, 750, 4, "0")] if quick else
+            [(4000, 3000, 4, "auto"), (4000, 3000, 2, "auto"), (4000, 3000, 2, "0"),
+             (1920, 1080, 2, "auto")], torch.get_num_threads()),
         "memory_growth_4x_pixels": {
             f"model {first}": _ratio(models, f"model {first}", "256x256", "512x512"),
             # srnl's block at the largest sizes, where its memory is more than fixed overhead;

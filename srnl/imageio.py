@@ -35,7 +35,8 @@ EXTENSION_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "W
 
 @dataclass
 class Picture:
-    """rgb: (H, W, 3) float32 in [0, 1]; alpha: (H, W) float32 in [0, 1] or None."""
+    """rgb: (H, W, 3) float32 in [0, 1], or once restored the integers a file of `bits` holds
+    (uint8 or uint16: a big output never exists as floats); alpha: (H, W), the same way, or None."""
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     grey: bool = False
@@ -50,12 +51,29 @@ class Picture:
 
 
 def _from_uint(a: np.ndarray, bits: int) -> np.ndarray:
-    return a.astype(np.float32) / (2**bits - 1)
+    # One float32 array, not a float copy and then its quotient.
+    return np.divide(a, 2**bits - 1, dtype=np.float32)
 
 
-def _to_uint(a: np.ndarray, bits: int) -> np.ndarray:
+def to_uint(a: np.ndarray, bits: int) -> np.ndarray:
+    if a.dtype.kind == "u":
+        return a
     top = 2**bits - 1
     return np.clip(np.rint(a * top), 0, top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def as_float(a: np.ndarray, bits: int) -> np.ndarray:
+    """A picture's channel(s) as float32 in [0, 1], whichever way it holds them."""
+    return _from_uint(a, bits) if a.dtype.kind == "u" else a
+
+
+def _grey(rgb: np.ndarray, bits: int) -> np.ndarray:
+    """The mean of the three channels as `bits` integers, a band of rows at a time so that a big
+    picture never has a float copy."""
+    out = np.empty(rgb.shape[:2], np.uint8 if bits == 8 else np.uint16)
+    for r in range(0, rgb.shape[0], 256):
+        out[r:r + 256] = to_uint(as_float(rgb[r:r + 256], bits).mean(axis=2), bits)
+    return out
 
 
 def picture_from_array(a: np.ndarray) -> Picture:
@@ -75,9 +93,8 @@ def picture_from_array(a: np.ndarray) -> Picture:
 
 
 def picture_to_array(p: Picture) -> np.ndarray:
-    colour = p.rgb.mean(axis=2) if p.grey else p.rgb
-    out = _to_uint(colour, p.bits)
-    return out if p.alpha is None else np.dstack([out, _to_uint(p.alpha, p.bits)])
+    out = _grey(p.rgb, p.bits) if p.grey else to_uint(p.rgb, p.bits)
+    return out if p.alpha is None else np.dstack([out, to_uint(p.alpha, p.bits)])
 
 
 def output_extension(ext: str) -> str:
@@ -139,13 +156,17 @@ def picture_from_pil(im: Image.Image) -> Picture:
 
 
 def picture_to_pil(p: Picture) -> Image.Image:
-    a = picture_to_array(p)
     if p.bits == 16:
         if not p.grey:
             raise SrnlError("16-bit colour images can be returned as arrays only (Pillow cannot hold them)")
+        a = picture_to_array(p)
         im = Image.fromarray(a[..., 0] if a.ndim == 3 else a)
     else:
-        im = Image.fromarray(a)
+        # Alpha joins as a band of its own: stacking it onto the colour first would copy the
+        # whole picture once more.
+        im = Image.fromarray(_grey(p.rgb, 8) if p.grey else to_uint(p.rgb, 8))
+        if p.alpha is not None:
+            im.putalpha(Image.fromarray(to_uint(p.alpha, 8)))
     if p.icc_profile:
         im.info["icc_profile"] = p.icc_profile
     if p.exif:

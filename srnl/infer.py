@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from .errors import SrnlError
 from .models.network import RestorationNet
 
 Fn = Callable[[Tensor], Tensor]
-DEFAULT_MEMORY_BUDGET = 1.5 * 2**30
+DEFAULT_MEMORY_BUDGET = 2**30
 DEFAULT_OVERLAP = 32
 # Below this, overlaps and edges take most of a tile's time (auto tiling's smallest tile too).
 MIN_TILE = 64
@@ -107,52 +107,94 @@ def _ramp(length: int, overlap: int, left: bool, right: bool) -> Tensor:
     return w
 
 
+def _weight_sum(spans: Spans, length: int, overlap: int, scale: int) -> Tensor:
+    """Every tile's ramp along one axis, summed. A tile's 2-D weight is the product of its two
+    ramps and every tile of a grid shares the same spans, so the total weight at (r, c) is the
+    product of the two axes' sums: no full-size weight map is needed."""
+    total = torch.zeros(length * scale)
+    for start, size in spans:
+        total[start * scale:(start + size) * scale] += _ramp(
+            size * scale, overlap * scale, start > 0, start + size < length)
+    return total
+
+
+def tiled_bands(fn: Fn, x: Tensor, tile: int, overlap: int, scale: int,
+                on_tile: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, Tensor]]:
+    """Run `fn` on overlapping tiles of `tile` x `tile` input pixels and blend them, yielding the
+    output as (first row, finished rows) from top to bottom. Only the rows a row of tiles still
+    writes are held, so memory is bounded by the tile size and the output's width, not its height;
+    the seams vanish into the overlaps."""
+    overlap = _usable_overlap(tile, overlap)
+    h, w = x.shape[-2:]
+    ys, xs = tile_spans(h, w, tile, overlap)
+    row_weight = _weight_sum(ys, h, overlap, scale)[:, None]
+    col_weight = _weight_sum(xs, w, overlap, scale)
+    total, done = len(ys) * len(xs), 0
+    held, held_from = None, 0  # blended rows not yet finished, from output row held_from
+    for k, (y0, th) in enumerate(ys):
+        wy = _ramp(th * scale, overlap * scale, y0 > 0, y0 + th < h)
+        for x0, tw in xs:
+            wx = _ramp(tw * scale, overlap * scale, x0 > 0, x0 + tw < w)
+            y = fn(x[..., y0:y0 + th, x0:x0 + tw])
+            rows = (y0 + th) * scale - held_from
+            if held is None or held.shape[-2] < rows:
+                grown = y.new_zeros(*y.shape[:2], rows, w * scale)
+                if held is not None:
+                    grown[..., :held.shape[-2], :] = held
+                held = grown
+            top = y0 * scale - held_from
+            held[..., top:top + th * scale, x0 * scale:(x0 + tw) * scale] += (
+                y * (wy[:, None] * wx[None, :]).to(y))
+            del y
+            done += 1
+            if on_tile:
+                on_tile(done, total)
+        # Rows above the next row of tiles get nothing more.
+        finished = (ys[k + 1][0] if k + 1 < len(ys) else h) * scale - held_from
+        weight = (row_weight[held_from:held_from + finished] * col_weight).to(held)
+        yield held_from, held[..., :finished, :].div_(weight)
+        held = held[..., finished:, :].clone()
+        held_from += finished
+
+
 def tiled(fn: Fn, tile: int, overlap: int, scale: int,
           on_tile: Callable[[int, int], None] | None = None) -> Fn:
-    """Run `fn` on overlapping tiles of `tile` x `tile` input pixels and blend them, so memory is
-    bounded by the tile size and the seams vanish into the overlaps."""
-    overlap = _usable_overlap(tile, overlap)
+    """`tiled_bands` as a function returning the whole float output."""
 
     def run(x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        ys, xs = tile_spans(h, w, tile, overlap)
-        out = weight = None
-        total, done = len(ys) * len(xs), 0
-        for y0, th in ys:
-            wy = _ramp(th * scale, overlap * scale, y0 > 0, y0 + th < h)
-            for x0, tw in xs:
-                wx = _ramp(tw * scale, overlap * scale, x0 > 0, x0 + tw < w)
-                y = fn(x[..., y0:y0 + th, x0:x0 + tw])
-                if out is None:
-                    out = y.new_zeros(*y.shape[:2], h * scale, w * scale)
-                    weight = y.new_zeros(1, 1, h * scale, w * scale)
-                wt = (wy[:, None] * wx[None, :]).to(y)
-                region = (..., slice(y0 * scale, (y0 + th) * scale),
-                          slice(x0 * scale, (x0 + tw) * scale))
-                out[region] += y * wt
-                weight[region] += wt
-                done += 1
-                if on_tile:
-                    on_tile(done, total)
-        return out / weight
+        out = None
+        for row, band in tiled_bands(fn, x, tile, overlap, scale, on_tile):
+            if out is None:
+                out = band.new_empty(*band.shape[:2], x.shape[-2] * scale, x.shape[-1] * scale)
+            out[..., row:row + band.shape[-2], :] = band
+        return out
 
     return run
 
 
 def estimate_bytes(model: RestorationNet, h: int, w: int) -> int:
     """Peak activation memory of one forward pass at h x w input, from the feature maps alive at
-    once (a handful in the body, the upsampler's s^2-times-wider map and its shuffle)."""
+    once (a handful in the body, the upsampler's s^2-times-wider map and its shuffle): an upper
+    bound, 1.7-2x what a CPU run of the shipped SR models peaks at."""
     c = model.config
     up = c.upsample_features or c.features
     per_pixel = c.features * 6 + (up * c.scale**2 * 3 if c.task == "sr" else 0)
     return 4 * h * w * per_pixel
 
 
+def band_bytes(model: RestorationNet, w: int) -> int:
+    """The float output rows that one input row of a row of tiles holds until it is finished."""
+    s = model.config.scale
+    return 4 * s * w * s * model.config.channels
+
+
 def auto_tile(model: RestorationNet, h: int, w: int, budget: float = DEFAULT_MEMORY_BUDGET) -> int:
-    """0 (no tiling) when the whole image fits the budget, else the largest square tile that does."""
-    if estimate_bytes(model, h, w) <= budget:
+    """0 (no tiling) when the whole image's activations and float output fit the budget, else the
+    largest square tile whose activations and row of blended output (`band_bytes`) do."""
+    if estimate_bytes(model, h, w) + band_bytes(model, w) * h <= budget:
         return 0
-    side = int(math.sqrt(budget / estimate_bytes(model, 1, 1)))
+    a, b = estimate_bytes(model, 1, 1), band_bytes(model, w)
+    side = int((math.sqrt(b * b + 4 * a * budget) - b) / (2 * a))
     return max(MIN_TILE, side - side % 8)
 
 
@@ -193,24 +235,29 @@ def _batch(model: RestorationNet, rgb: np.ndarray) -> Tensor:
     return x.to(next(model.parameters()).device)
 
 
+def _prepared(fn: Fn, model: RestorationNet, scale: int, self_ensemble: bool) -> Fn:
+    """`fn` padded to the network's multiple, then self-ensembled if asked."""
+    fn = padded(fn, model.config.pad_multiple, scale)
+    return self_ensembled(fn) if self_ensemble else fn
+
+
 def _layered(fn: Fn, model: RestorationNet, h: int, w: int, scale: int,
              options: InferenceOptions, self_ensemble: bool = False,
              on_tile: Callable[[int, int], None] | None = None) -> Fn:
-    """`fn` as this layer runs it on an h x w input: padded to the network's multiple, then
-    self-ensembled and tiled as asked."""
-    fn = padded(fn, model.config.pad_multiple, scale)
-    if self_ensemble:
-        fn = self_ensembled(fn)
+    """`fn` as this layer runs it on an h x w input: `_prepared`, then tiled as asked."""
+    fn = _prepared(fn, model, scale, self_ensemble)
     tile = options.tile_for(model, h, w)
     return tiled(fn, tile, options.overlap, scale, on_tile) if tile else fn
 
 
 def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = None,
                   options: InferenceOptions = InferenceOptions(),
-                  on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] -> the network's (sH, sW, 3) float32 output, unclamped.
-    sigma (denoiser): noise std in 0-255 units, relative to full scale; None lets a blind
-    denoiser estimate it."""
+                  on_tile: Callable[[int, int], None] | None = None,
+                  bits: int | None = None) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] -> the network's (sH, sW, 3) output: float32, unclamped, or with
+    `bits` (8 or 16) as a file holds it, uint8 or uint16, written tile row by tile row so that no
+    float copy of the whole output ever exists. sigma (denoiser): noise std in 0-255 units,
+    relative to full scale; None lets a blind denoiser estimate it."""
     x = _batch(model, rgb)
     if model.config.task == "denoise":
         if sigma is None and not model.config.blind:
@@ -218,7 +265,9 @@ def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = 
         # NaN marks "estimate it": it rides through padding, flips and tiles like the image.
         level = math.nan if sigma is None else sigma / 255.0
         x = torch.cat([x, torch.full_like(x[:, :1], level)], 1)
-    return restore(model, x, options, on_tile)[0].permute(1, 2, 0).float().cpu().numpy()
+    if bits is None:
+        return restore(model, x, options, on_tile)[0].permute(1, 2, 0).float().cpu().numpy()
+    return restore_quantised(model, x, bits, options, on_tile)[0]
 
 
 @torch.inference_mode()
@@ -239,3 +288,32 @@ def restore(model: RestorationNet, x: Tensor, options: InferenceOptions = Infere
     fn = _layered(model_fn(model), model, *x.shape[-2:], model.config.scale, options,
                   options.self_ensemble, on_tile)
     return fn(x.contiguous(memory_format=torch.channels_last))
+
+
+# Rows quantised at once: bounds the float temporaries of a band's conversion.
+QUANTISE_ROWS = 256
+
+
+@torch.inference_mode()
+def restore_quantised(model: RestorationNet, x: Tensor, bits: int,
+                      options: InferenceOptions = InferenceOptions(),
+                      on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """As `restore`, rounded and clamped to `bits` (8 or 16) into a (B, sH, sW, C) uint8 or
+    uint16 array: each finished band of tiles goes straight into it."""
+    h, w = x.shape[-2:]
+    scale = model.config.scale
+    fn = _prepared(model_fn(model), model, scale, options.self_ensemble)
+    x = x.contiguous(memory_format=torch.channels_last)
+    tile = options.tile_for(model, h, w)
+    bands = tiled_bands(fn, x, tile, options.overlap, scale, on_tile) if tile else [(0, fn(x))]
+    top = 2**bits - 1
+    out = None
+    for row, band in bands:
+        if out is None:
+            out = np.empty((band.shape[0], h * scale, w * scale, band.shape[1]),
+                           np.uint8 if bits == 8 else np.uint16)
+        for r in range(0, band.shape[-2], QUANTISE_ROWS):
+            part = band[..., r:r + QUANTISE_ROWS, :].float().mul(top).round_().clamp_(0, top)
+            out[:, row + r:row + r + part.shape[-2]] = part.permute(0, 2, 3, 1).cpu().numpy()
+        del band
+    return out

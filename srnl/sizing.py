@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import SrnlError
-from .imageio import Picture
+from .imageio import Picture, as_float
 
 MODEL_SCALES = (2, 3, 4)
 
@@ -39,16 +39,17 @@ def target_size(size: tuple[int, int], scale: float | None = None, width: int | 
     return (max(1, round(w * scale)), max(1, round(h * scale))), scale
 
 
-def model_scale_for(factor: float) -> int:
-    """The smallest model scale that reaches `factor`."""
+def model_scale_for(factor: float, option: str = "scale") -> int:
+    """The smallest model scale that reaches `factor`; `option` is the setting that asked for it
+    (scale, width or height), named in the error."""
     if factor <= 1:
         raise SrnlError(f"srnl upscales: the output must be larger than the input (x{factor:.3g})",
-                        option="scale")
+                        option=option)
     for s in MODEL_SCALES:
         if s >= factor - 1e-9:
             return s
     raise SrnlError(f"x{factor:.3g} is more than the largest model scale, x{MODEL_SCALES[-1]}",
-                    option="scale")
+                    option=option)
 
 
 def _resized(channel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -59,6 +60,7 @@ def resize_picture(pic: Picture, size: tuple[int, int]) -> Picture:
     """The picture at `size` (width, height), each channel resampled in float with Lanczos."""
     if pic.size == size:
         return pic
-    rgb = np.stack([_resized(np.ascontiguousarray(pic.rgb[..., c]), size) for c in range(3)], -1)
-    alpha = None if pic.alpha is None else _resized(pic.alpha, size)
+    rgb = np.stack([_resized(as_float(np.ascontiguousarray(pic.rgb[..., c]), pic.bits), size)
+                    for c in range(3)], -1)
+    alpha = None if pic.alpha is None else _resized(as_float(pic.alpha, pic.bits), size)
     return replace(pic, rgb=rgb.astype(np.float32), alpha=alpha)

@@ -44,3 +44,12 @@ def test_a_model_file_is_timed_beside_the_shipped_ones(model_file):
                         extra=(extra,))
     assert [r["what"] for r in rows] == [f"model {n}" for n in [*PRETRAINED, extra]]
     assert rows[-1]["size"] == "20x16" and rows[-1]["seconds"] > 0
+
+
+def test_a_whole_command_is_measured_in_its_own_process(tmp_path):
+    from srnl.bench import command_peak
+
+    seconds, peak = command_peak(["--version"])
+    assert seconds > 0 and 10 * 2**20 < peak < 2**30  # an interpreter, and no torch
+    with pytest.raises(RuntimeError, match="no such file"):
+        command_peak(["upscale", str(tmp_path / "missing.png")])

@@ -3,7 +3,7 @@ import torch
 
 from conftest import tiny_model
 from srnl.errors import SrnlError
-from srnl.infer import (InferenceOptions, auto_tile, estimate_bytes, padded, restore,
+from srnl.infer import (InferenceOptions, auto_tile, band_bytes, estimate_bytes, padded, restore,
                         self_ensembled, tiled)
 from srnl.metrics import psnr
 
@@ -82,7 +82,7 @@ def test_inference_options_are_checked_once(kw, option):
 
 def test_auto_tile_is_decided_by_the_options():
     model = tiny_model()
-    budget = estimate_bytes(model, 100, 100)
+    budget = estimate_bytes(model, 100, 100) + band_bytes(model, 100) * 100
     assert InferenceOptions(memory_budget=budget).tile_for(model, 100, 100) == 0
     assert InferenceOptions(memory_budget=budget).tile_for(model, 1000, 1000) == auto_tile(
         model, 1000, 1000, budget)
@@ -92,10 +92,15 @@ def test_auto_tile_is_decided_by_the_options():
 
 def test_auto_tiles_only_over_the_memory_budget():
     model = tiny_model()
-    small = estimate_bytes(model, 100, 100)
+    # What a whole 100 x 100 run holds: its activations and its float output.
+    small = estimate_bytes(model, 100, 100) + band_bytes(model, 100) * 100
     assert auto_tile(model, 100, 100, budget=small) == 0
+    assert auto_tile(model, 100, 101, budget=small) > 0
     tile = auto_tile(model, 1000, 1000, budget=small)
-    assert 64 <= tile <= 100 and estimate_bytes(model, tile, tile) <= small
+    # A tile's activations and the rows of output a row of such tiles holds fit the budget.
+    assert 64 <= tile <= 100
+    assert estimate_bytes(model, tile, tile) + band_bytes(model, 1000) * tile <= small
+    assert estimate_bytes(model, tile + 8, tile + 8) + band_bytes(model, 1000) * (tile + 8) > small
     assert estimate_bytes(model, 200, 200) == 4 * estimate_bytes(model, 100, 100)
 
 
