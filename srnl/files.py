@@ -10,12 +10,13 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .atomic import cannot_write, write_text
-from .errors import SrnlError
+from .errors import Interrupted, SrnlError
 from .distributed import Dist, gather, process_group, shard
 from .imageio import (EXTENSION_FORMATS, IMAGE_SUFFIXES, Picture, find_images, output_extension,
                       read_picture, write_picture, write_picture_to)
@@ -39,18 +40,23 @@ class Result:
     seconds: float = 0.0
     error: str | None = None
     skipped: bool = False  # the output existed and was kept
+    stopped: str | None = None  # "interrupted" or "not started": the job was stopped by a signal
     note: str | None = None  # what the work chose for this image (e.g. the noise level used)
     option: str | None = None  # the setting that would allow what the error refused
+    model: str | None = None  # the model that ran on this image
 
     @property
     def status(self) -> str:
+        if self.stopped:
+            return self.stopped
         return "failed" if self.error else "skipped" if self.skipped else "ok"
 
     def to_dict(self) -> dict:
         size = lambda s: list(s) if s else None
         return {"input": str(self.src), "output": str(self.dst), "input_size": size(self.in_size),
                 "output_size": size(self.out_size), "seconds": round(self.seconds, 4),
-                "status": self.status, "error": self.error, "note": self.note}
+                "status": self.status, "error": self.error, "note": self.note,
+                "model": self.model}
 
 
 def _output_name(src: Path, suffix: str, ext: str | None) -> str:
@@ -61,6 +67,22 @@ def _output_name(src: Path, suffix: str, ext: str | None) -> str:
 
 def _names_a_file(output: Path) -> bool:
     return output.suffix.lower() in IMAGE_SUFFIXES | set(EXTENSION_FORMATS) and not output.is_dir()
+
+
+def _output_path(output: str | Path | None) -> Path | None:
+    """The output as given, checked: a folder when it exists as one, ends with a separator or has
+    no extension; otherwise a file, whose extension must be an image format's (a typo such as
+    .jepg must not quietly become a folder)."""
+    if output is None:
+        return None
+    text = str(output)
+    path = Path(text)
+    if (path == STDIO or path.is_dir() or text.endswith(("/", os.sep)) or not path.suffix
+            or path.suffix.lower() in IMAGE_SUFFIXES):
+        return path
+    raise SrnlError(f"{text}: unknown image extension {path.suffix!r} (use one of "
+                    f"{', '.join(e.lstrip('.') for e in EXTENSION_FORMATS)}; end a folder's "
+                    "name with / to write into it)")
 
 
 def _file_output(output: Path, ext: str | None) -> Path:
@@ -97,12 +119,14 @@ def _sources(inputs: list[Path], output: Path | None, recursive: bool
     return sources
 
 
-def plan_jobs(inputs: Iterable[Path], output: Path | None, suffix: str, ext: str = "same",
+def plan_jobs(inputs: Iterable[Path], output: str | Path | None, suffix: str, ext: str = "same",
               recursive: bool = False) -> list[Job]:
     """Map inputs to output paths. `output` names a file for a single input file with an image
-    extension, otherwise a folder (the tree under each input folder is kept). Files found in a
-    folder that are this job's own outputs (from an earlier run) are left out."""
+    extension, otherwise a folder (the tree under each input folder is kept): an existing one, a
+    name ending with a separator, or one with no extension; any other extension is refused.
+    Files found in a folder that are this job's own outputs (from an earlier run) are left out."""
     inputs = [Path(i) for i in inputs]
+    output = _output_path(output)
     if "/" in suffix or os.sep in suffix or (os.altsep and os.altsep in suffix):
         raise SrnlError(f"the suffix {suffix!r} must not contain a path separator")
     ext = None if ext == "same" else output_extension(ext)
@@ -161,8 +185,9 @@ def _write(job: Job, out: Picture, quality: int) -> None:
     write_picture(out, job.dst, quality)
 
 
-# The work done on each picture: (restored picture, a note for the summary or None).
-Work = Callable[[Picture], "tuple[Picture, str | None]"]
+# The work done on each picture: (restored picture, the model that ran, a note for the summary
+# or None).
+Work = Callable[[Picture], "tuple[Picture, str, str | None]"]
 
 
 @dataclass(frozen=True)
@@ -200,7 +225,7 @@ def run_job(job: Job, work: Work, options: WriteOptions = WriteOptions()) -> Res
                 raise SrnlError(f"{job.dst}: exists", option="overwrite")
         pic = _read(job, max_pixels)
         result.in_size = pic.size
-        out, result.note = work(pic)
+        out, result.model, result.note = work(pic)
         _write(job, out, quality)
         result.out_size = out.size
     except SrnlError as e:
@@ -217,12 +242,13 @@ def write_summary(results: list[Result], path: Path) -> None:
     write_text(path, json.dumps([r.to_dict() for r in results], indent=1) + "\n")
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM during a file job, with what was finished."""
+class JobInterrupted(Interrupted):
+    """Interrupted, with every job's result: those not run are "interrupted" (the one under way)
+    or "not started"."""
 
-    def __init__(self, done: int, total: int):
-        super().__init__(f"{done} of {total} files finished")
-        self.done, self.total = done, total
+    def __init__(self, results: list[Result]):
+        super().__init__(Counter(r.status for r in results))
+        self.results = results
 
 
 @dataclass
@@ -253,5 +279,8 @@ def run_files(jobs: list[Job], work_for: Callable[[Callable | None], Work],
                 if report.result:
                     report.result(results[-1])
         except KeyboardInterrupt:
-            raise Interrupted(sum(r.status == "ok" for r in results), len(mine)) from None
+            stopped = [Result(job.src, job.dst, stopped="not started") for job in mine[len(results):]]
+            if stopped:
+                stopped[0].stopped = "interrupted"
+            raise JobInterrupted(results + stopped) from None
         return gather(results, d), d.main

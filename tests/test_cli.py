@@ -139,9 +139,9 @@ def test_shipped_model_is_listed_and_used_by_default(srnl, photo, monkeypatch):
 def test_export_strips_a_training_checkpoint(srnl, tmp_path, model_file):
     from srnl.models.checkpoint import load_checkpoint
 
-    code, _, _ = srnl("export", model_file(), tmp_path / "small.pt", "--weights", "model")
+    code, _, _ = srnl("export", model_file(), "-o", tmp_path / "small.pt", "--weights", "model")
     assert code == 0 and set(load_checkpoint(tmp_path / "small.pt")) == {"format", "config", "model", "meta"}
-    code, _, err = srnl("export", model_file(), tmp_path / "x.pt", "--weights", "ema")
+    code, _, err = srnl("export", model_file(), "-o", tmp_path / "x.pt", "--weights", "ema")
     assert code == 2 and "no 'ema' weights" in err
 
 

@@ -67,7 +67,7 @@ def test_unwritable_destinations_are_refused_before_the_work(srnl, tmp_path, pho
                  ["eval", "-m", "bicubic", tmp_path, "--save-images", blocked / "images"],
                  ["eval", "-m", "bicubic", tmp_path, "--compare-image", blocked],
                  ["train", "--data", tmp_path, "--out", blocked / "run"],
-                 ["export", model, blocked / "model.pt"],
+                 ["export", model, "-o", blocked / "model.pt"],
                  ["bench", "--json", blocked / "bench.json"],
                  ["upscale", photo, "-m", model, "--json", blocked / "summary.json"]):
         _one_line_error(*srnl(*args)[::2], "blocker")
@@ -137,7 +137,7 @@ def test_a_folder_job_can_be_resumed_quietly_with_a_json_summary(srnl, tmp_path,
     assert Path(a["input"]).name == "a.png" and a["status"] == "skipped"
     assert b == {"input": str(src / "b.png"), "output": str(src / "b_x2.png"),
                  "input_size": [20, 16], "output_size": [40, 32], "seconds": b["seconds"],
-                 "status": "ok", "error": None, "note": "x2 model"}
+                 "status": "ok", "error": None, "note": None, "model": "tiny_0.pt"}
 
 
 def test_version(srnl):
@@ -148,10 +148,10 @@ def test_version(srnl):
 def test_export_needs_overwrite_to_replace_a_file(srnl, tmp_path, model_file):
     model, target = model_file(), tmp_path / "small.pt"
     target.write_bytes(b"keep")
-    code, _, err = srnl("export", model, target)
+    code, _, err = srnl("export", model, "-o", target)
     _one_line_error(code, err, "--overwrite")
     assert target.read_bytes() == b"keep"
-    assert srnl("export", model, target, "--overwrite")[0] == 0
+    assert srnl("export", model, "-o", target, "--overwrite")[0] == 0
     assert target.read_bytes() != b"keep"
 
 
@@ -171,8 +171,14 @@ def test_ctrl_c_says_how_many_files_were_finished(srnl, tmp_path, model_file, mo
         written.append(path)
 
     monkeypatch.setattr(files, "write_picture", write_then_interrupt)
-    code, _, err = srnl("upscale", src, "-m", model_file())
-    assert code == 130 and "interrupted: 1 of 3 files finished" in err
+    (tmp_path / "in" / "0_x2.png").write_bytes(b"kept")  # done by an earlier run
+    code, _, err = srnl("upscale", src, "-m", model_file(), "--skip-existing",
+                        "--json", tmp_path / "run.json")
+    assert code == 130
+    assert "interrupted: 1 of 3 files finished (1 skipped, 1 interrupted)" in err
+    # The summary that lets the job be resumed is written even so.
+    statuses = [r["status"] for r in json.loads((tmp_path / "run.json").read_text())]
+    assert statuses == ["skipped", "ok", "interrupted"]
 
 
 def test_stdin_to_stdout(tmp_path, model_file):
@@ -229,6 +235,63 @@ def test_the_command_line_starts_without_torch():
                            "('torch', 'skimage', 'numpy', 'PIL') if m in sys.modules))"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+HELP_WITHOUT_TORCH = """
+import sys
+sys.argv = ["srnl", *sys.argv[1:]]
+from srnl.cli import main
+try:
+    main()
+except SystemExit as e:
+    print("exit", e.code, "torch" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["upscale", "--help"],
+                                  ["denoise", "--help"], ["eval", "--help"], ["train", "--help"],
+                                  ["export", "--help"], ["upscale"], ["upscale", "--nope", "x"]])
+def test_help_version_and_usage_errors_never_import_torch(args):
+    done = subprocess.run([sys.executable, "-c", HELP_WITHOUT_TORCH, *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert done.stderr.splitlines()[-1].endswith("False"), done.stderr
+
+
+def test_help_fits_80_columns_in_the_usual_shape():
+    done = subprocess.run([sys.executable, "-c", SRNL, "upscale", "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0
+    assert "Usage: srnl upscale [OPTIONS] INPUT..." in done.stdout
+    assert max(map(len, done.stdout.splitlines())) <= 80
+    assert "<bool>" not in done.stdout and "{" not in done.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("name", ["result.jepg", "photo.heic", "out.xyz"])
+def test_an_output_with_an_unknown_extension_is_an_error_not_a_folder(srnl, photo, model_file,
+                                                                      name):
+    code, _, err = srnl("upscale", photo, "-m", model_file(), "-o", photo.parent / name)
+    _one_line_error(code, err, name)
+    assert not (photo.parent / name).exists()
+
+
+def test_a_folder_output_is_named_by_a_slash_or_no_extension(srnl, photo, model_file):
+    model = model_file()
+    assert srnl("upscale", photo, "-m", model, "-o", f"{photo.parent / 'v1.0'}/")[0] == 0
+    assert srnl("upscale", photo, "-m", model, "-o", photo.parent / "plain")[0] == 0
+    assert (photo.parent / "v1.0" / "photo_x2.png").exists()
+    assert (photo.parent / "plain" / "photo_x2.png").exists()
+
+
+def test_a_too_small_width_names_the_width(srnl, photo, model_file):
+    code, out, err = srnl("upscale", photo, "-m", model_file(), "--width", "10")
+    assert code == 1 and "--width" in err and "--scale" not in err
+
+
+def test_the_summary_names_the_model_that_ran(srnl, photo, model_file, tmp_path):
+    model = model_file()
+    code, out, _ = srnl("upscale", photo, "-m", model, "--json", tmp_path / "s.json")
+    assert code == 0 and model.name in out and "x2 model" not in out
+    assert json.loads((tmp_path / "s.json").read_text())[0]["model"] == model.name
 
 
 def test_train_help_shows_the_trainers_defaults(srnl):

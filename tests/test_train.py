@@ -138,6 +138,14 @@ def test_cosine_schedule_warms_up_then_decays_and_multistep_steps():
     assert [lr_factor(multi, s) for s in (0, 5, 8)] == [1.0, 0.5, 0.25]
 
 
+def test_a_short_run_with_the_default_warmup_still_decays():
+    cfg = TrainConfig(steps=100)  # the default warm-up is 100 steps
+    values = [lr_factor(cfg, s) for s in range(100)]
+    assert max(values) == pytest.approx(1.0) and values[-1] < 0.02
+    with pytest.raises(SrnlError, match="milestones"):
+        TrainConfig(steps=100, schedule="multistep", milestones=(50, 100))
+
+
 def test_config_file_round_trip_and_bad_options(tmp_path):
     cfg = tiny_cfg(tmp_path, milestones=(3, 5))
     (tmp_path / "c.toml").write_text(to_toml(cfg.to_dict()))
@@ -296,9 +304,9 @@ def test_loss_options_are_their_definitions_and_others_are_refused():
 
 def test_a_config_with_a_base_overrides_it_key_by_key_and_tables_field_by_field(tmp_path):
     child = tmp_path / "phase2.toml"
-    child.write_text('base = "photo-x2"\nsteps = 7\n[degradation]\njpeg_prob = 0.5\n'
+    child.write_text('base = "photo-x2-1"\nsteps = 7\n[degradation]\njpeg_prob = 0.5\n'
                      '[model]\nblocks = 3\n')
-    parent, merged = load_toml("photo-x2"), load_toml(str(child))
+    parent, merged = load_toml("photo-x2-1"), load_toml(str(child))
     assert merged["steps"] == 7 and merged["lr"] == parent["lr"]
     assert merged["degradation"] == {**parent["degradation"], "jpeg_prob": 0.5}
     assert merged["model"] == {**parent["model"], "blocks": 3}

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import SrnlError
+from ..errors import Interrupted, SrnlError
 from . import files, evaluate, train, info  # noqa: F401,I001  (each registers its commands)
 from .common import app, console, error_text, stdout
 
@@ -34,7 +34,6 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
-    from ..files import Interrupted
     from ..runtime import keep_freed_memory
 
     keep_freed_memory()

@@ -6,14 +6,50 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
+from rich.table import Column, Table
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from ..errors import SrnlError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Image super-resolution and denoising with non-local attention.")
+
+
+def _argument_name(param) -> str:
+    name = param.metavar or param.name.upper()
+    name = name if param.required else f"[{name}]"
+    return name + ("..." if param.nargs != 1 and not name.endswith("...") else "")
+
+
+class Command(TyperCommand):
+    """Help in the usual shape at any width: `srnl upscale [OPTIONS] INPUT...` (Typer writes
+    `{inputs}...`), and each argument listed by its name alone, not its Python type."""
+
+    def _arguments(self, ctx) -> list:
+        return [p for p in self.get_params(ctx) if p.param_type_name == "argument"]
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [self.options_metavar, *(_argument_name(p) for p in self._arguments(ctx))]
+
+    def format_options(self, ctx, formatter) -> None:
+        arguments = [(_argument_name(p), p.help or "") for p in self._arguments(ctx)]
+        options = [record for p in self.get_params(ctx) if p.param_type_name != "argument"
+                   if (record := p.get_help_record(ctx))]
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def command(**kwargs):
+    """`app.command` with srnl's help layout."""
+    return app.command(cls=Command, **kwargs)
+
+
 console = Console(stderr=True)
 stdout = Console()
 
@@ -31,16 +67,17 @@ def error_text(message: str, option: str | None = None) -> str:
 
 
 Inputs = Annotated[list[Path], typer.Argument(
-    help="Image files and/or folders; - reads one image from standard input.", show_default=False)]
-Output = Annotated[Optional[Path], typer.Option("--output", "-o",
-                   help="Output file (one input), folder (created if missing), or - for standard "
-                        "output (PNG unless --ext).")]
+    metavar="INPUT", help="Image files and/or folders; - reads one image from standard input.", show_default=False)]
+Output = Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH",
+                   help="Output file (one input), folder (an existing one, a name ending with / "
+                        "or without extension: created if missing), or - for standard output "
+                        "(PNG unless --ext).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m",
                      help="Shipped model name or checkpoint file.")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
 Ext = Annotated[str, typer.Option(help="Output format: png, jpg, webp, tif, bmp or same "
                                        "(the input's; PNG where it cannot be written).")]
-Overwrite = Annotated[bool, typer.Option(help="Replace existing outputs (never an input).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (never an input).")]
 Tile = Annotated[str, typer.Option(help="auto: tile only if over the memory budget; 0: never; "
                                         "N (64 or more): N x N input tiles.")]
 TileOverlap = Annotated[int, typer.Option(help="Overlap between tiles, in input pixels (at most "
@@ -52,7 +89,7 @@ Quality = Annotated[int, typer.Option(help="JPEG/WebP quality.")]
 MaxPixels = Annotated[Optional[int], typer.Option(
     help="Refuse images with more pixels (decompression bomb guard).")]
 SkipExisting = Annotated[bool, typer.Option(
-    help="Keep outputs that already exist and go on with the rest (to resume a folder job).")]
+    "--skip-existing", help="Keep outputs that already exist and go on with the rest (to resume a folder job).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; "
                                                            "errors are still shown.")]
 JsonSummary = Annotated[Optional[Path], typer.Option(
@@ -87,7 +124,13 @@ def numbers(text: str, kind: type, option: str) -> list:
     return values
 
 
+def folding_table(*headers: str, title: str | None = None) -> Table:
+    """A rich table whose cells fold onto more lines rather than cut a file name at 80 columns."""
+    return Table(*(Column(h, overflow="fold") for h in headers), title=title)
+
+
 def progress(quiet: bool = False) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
-                    disable=quiet)
+                    # Off the terminal a bar cannot redraw: it would only leave blank lines.
+                    disable=quiet or not console.is_terminal)

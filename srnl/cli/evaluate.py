@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import SrnlError
-from .common import (Device, Ensemble, Threads, Tile, TileOverlap, app, console,
+from .common import (folding_table, Device, Ensemble, Threads, Tile, TileOverlap, app, command, console,
                      inference_options, numbers, progress, runtime, stdout)
 
 
@@ -30,7 +30,7 @@ def _box(text: str) -> tuple[int, int, int, int]:
 def _results_table(records) -> Table:
     from ..eval.report import psnr_text, seconds_text, setting_of
 
-    table = Table("dataset", "method", "setting", "PSNR", "SSIM", "images", "s/image")
+    table = folding_table("dataset", "method", "setting", "PSNR", "SSIM", "images", "s/image")
     table.add_column("tiled", no_wrap=True)
     for r in records:
         table.add_row(r.dataset, r.method, setting_of(r).label, psnr_text(r.psnr), f"{r.ssim:.4f}",
@@ -42,7 +42,7 @@ def _results_table(records) -> Table:
 def _per_image_table(records) -> Table:
     from ..eval.report import psnr_text, seconds_text, setting_of
 
-    table = Table("dataset", "method", "setting", "image", "PSNR", "SSIM", "seconds")
+    table = folding_table("dataset", "method", "setting", "image", "PSNR", "SSIM", "seconds")
     for r in records:
         for s in r.per_image:
             table.add_row(r.dataset, r.method, setting_of(r).label, s.image, psnr_text(s.psnr),
@@ -57,7 +57,7 @@ def evaluate(
         help="Shipped model name, checkpoint file, or a baseline: bicubic (SR), nlm, nlm-auto, "
              "noisy (denoising: the degraded input itself). Repeatable.")],
     sets: Annotated[Optional[list[Path]], typer.Argument(
-        show_default=False, help="Benchmark folders: plain, EDSR-style (HR/, LR_bicubic/X2/), "
+        metavar="SET", show_default=False, help="Benchmark folders: plain, EDSR-style (HR/, LR_bicubic/X2/), "
                                  "DIV2K (valid split), or a .txt list of images.")] = None,
     data: Annotated[Optional[list[Path]], typer.Option(
         show_default=False, help="A benchmark folder, as an option (repeatable).")] = None,
@@ -140,9 +140,9 @@ def evaluate(
             console.print(f"panel: {path}", highlight=False)
 
 
-@app.command()
+@command()
 def compare(
-    image: Annotated[Path, typer.Argument(help="A clean image (or, with --no-reference, a "
+    image: Annotated[Path, typer.Argument(metavar="IMAGE", help="A clean image (or, with --no-reference, a "
                                                "degraded one).", show_default=False)],
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="Shipped model name or checkpoint file (default: the shipped one "
@@ -177,7 +177,7 @@ def compare(
         image, method, setting, reference=reference, box=_box(box) if box else None,
         options=options)
     write_panel(panel, output)
-    table = Table("column", "scores")
+    table = folding_table("column", "scores")
     for c in columns:
         table.add_row(c.label, c.subtitle or "-")
     stdout.print(table)

@@ -6,22 +6,22 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..errors import SrnlError
-from .common import (Device, Ensemble, Ext, Inputs, JsonSummary, MaxPixels, ModelOpt, Output,
+from .common import (folding_table, Device, Ensemble, Ext, Inputs, JsonSummary, MaxPixels, ModelOpt, Output,
                      Overwrite, Quality, Quiet, Recursive, SkipExisting, Threads, Tile,
-                     TileOverlap, app, console, error_text, inference_options, progress, runtime,
+                     TileOverlap, command, console, error_text, inference_options, progress, runtime,
                      stdout)
 
 
-def _run(inputs: list[Path], output: Path | None, suffix: str, ext: str, recursive: bool,
+def _run(inputs: list[Path], output: str | None, suffix: str, ext: str, recursive: bool,
          work_for: Callable, *, overwrite: bool, skip_existing: bool, quality: int,
          max_pixels: int | None, quiet: bool, json_path: Path | None) -> None:
     """Plan (a bad plan is refused before any image is read), run with a progress bar, print the
     summary; exit 1 if any file failed."""
     from ..atomic import check_writable_file
-    from ..files import STDIO, FileReporter, WriteOptions, plan_jobs, run_files, write_summary
+    from ..files import (STDIO, FileReporter, JobInterrupted, WriteOptions, plan_jobs, run_files,
+                         write_summary)
 
     options = WriteOptions(overwrite, skip_existing, quality, max_pixels)
     jobs = plan_jobs(inputs, output, suffix, ext, recursive)
@@ -48,10 +48,16 @@ def _run(inputs: list[Path], output: Path | None, suffix: str, ext: str, recursi
 
         report = FileReporter(start, lambda job: bar.update(files, description=job.src.name),
                               tile, after)
-        results, main = run_files(jobs, work_for, options, report)
+        try:
+            results, main = run_files(jobs, work_for, options, report)
+        except JobInterrupted as e:
+            # What was done, skipped, failed and not started, so that the job can be resumed.
+            if json_path:
+                write_summary(e.results, json_path)
+            raise
     if main and not quiet:
         # An image written to standard output must not be mixed with text.
-        _summary(results, console if output == STDIO else stdout)
+        _summary(results, console if output == str(STDIO) else stdout)
     if main and json_path:
         write_summary(results, json_path)
     if any(r.error for r in results):
@@ -60,11 +66,12 @@ def _run(inputs: list[Path], output: Path | None, suffix: str, ext: str, recursi
 
 def _summary(results, out: Console) -> None:
     notes = any(r.note for r in results)
-    table = Table("file", "in", "out", "seconds", "status", *(["note"] if notes else []))
+    table = folding_table("file", "model", "in", "out", "seconds", "status", *(["note"] if notes else []))
     size = lambda s: f"{s[0]}x{s[1]}" if s else "-"
     style = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
     for r in results:
-        table.add_row((r.src if r.error else r.dst).name, size(r.in_size), size(r.out_size),
+        table.add_row((r.src if r.error else r.dst).name, r.model or "-", size(r.in_size),
+                      size(r.out_size),
                       f"{r.seconds:.2f}", style[r.status], *([r.note or "-"] if notes else []))
     out.print(table)
 
@@ -78,7 +85,7 @@ def _size_suffix(scale: float | None, width: int | None, height: int | None,
     return f"_x{scale:g}" if scale is not None else f"_x{model_scale}"
 
 
-@app.command()
+@command()
 def upscale(inputs: Inputs, output: Output = None,
             scale: Annotated[Optional[float], typer.Option(
                 "--scale", "-s", help="Any factor above 1 up to 4: 2, 3 and 4 run a model as it "
@@ -102,7 +109,7 @@ def upscale(inputs: Inputs, output: Output = None,
     The default models are made for photos as they are, JPEG and noise included; -m x2, x3 or x4
     selects the benchmark-protocol ones (clean bicubic LR)."""
     from ..api import upscale_picture
-    from ..models.registry import resolve_model
+    from ..models.registry import model_label, resolve_model
     from ..sizing import check_request, model_scale_for
 
     options = inference_options(tile, tile_overlap, self_ensemble)
@@ -117,8 +124,8 @@ def upscale(inputs: Inputs, output: Output = None,
         def work(pic):
             out, ran = upscale_picture(pic, net, scale, width, height, device, options, on_tile)
             resized = out.size != tuple(s * ran for s in pic.size)
-            return out, f"x{ran} model" + (f", Lanczos to {out.size[0]}x{out.size[1]}"
-                                           if resized else "")
+            name = model_label(model, "sr", ran)
+            return out, name, f"Lanczos to {out.size[0]}x{out.size[1]}" if resized else None
         return work
 
     default_suffix = _size_suffix(scale, width, height, net.config.scale if net else 2)
@@ -127,7 +134,7 @@ def upscale(inputs: Inputs, output: Output = None,
          max_pixels=max_pixels, quiet=quiet, json_path=json_path)
 
 
-@app.command()
+@command()
 def denoise(inputs: Inputs, output: Output = None,
             sigma: Annotated[str, typer.Option(
                 help="Noise std in 0-255 units (0 to 255), or auto: the model's own estimate "
@@ -142,7 +149,7 @@ def denoise(inputs: Inputs, output: Output = None,
     """Remove noise and JPEG artefacts; the level used for each image is in the summary."""
     from ..api import denoise_picture
     from ..degrade import check_sigma
-    from ..models.registry import resolve_model
+    from ..models.registry import model_label, resolve_model
 
     try:
         fixed = None if sigma == "auto" else check_sigma(float(sigma))
@@ -154,7 +161,7 @@ def denoise(inputs: Inputs, output: Output = None,
     def work_for(on_tile):
         def work(pic):
             out, level = denoise_picture(net, pic, fixed, options, on_tile)
-            return out, f"sigma {level:.1f}" + (" (given)" if fixed is not None else " (estimated)")
+            return out, model_label(model, "denoise", 1), str(level)
         return work
 
     _run(inputs, output, suffix, ext, recursive, work_for, overwrite=overwrite,

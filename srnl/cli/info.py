@@ -5,17 +5,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from .common import Threads, app, console, runtime, stdout
+from .common import folding_table, Threads, command, console, runtime, stdout
 
 
-@app.command()
+@command()
 def models():
     """List the shipped models and their measured numbers."""
     from ..models.catalog import describe_shipped
 
-    table = Table("name", "task", "params", "FLOPs/px", "PSNR, dB (SR: Y)")
+    table = folding_table("name", "task", "params", "FLOPs/px", "PSNR, dB (SR: Y)")
     rows = describe_shipped()
     for row in rows:
         task = f"x{row['scale']} SR" if row["task"] == "sr" else row["task"]
@@ -27,7 +26,7 @@ def models():
                      f"steps; PSNR / SSIM {row['metrics']}", highlight=False)
 
 
-@app.command()
+@command()
 def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
           quick: Annotated[bool, typer.Option(help="Smaller sizes, one repeat (a smoke run).")] = False,
           threads: Threads = None,
@@ -56,14 +55,15 @@ def bench(json_path: Annotated[Optional[Path], typer.Option("--json", help="Also
     stdout.print(f"threads {results['threads']}, float32 matmul {results['matmul_gflops']:.1f} GFLOP/s (the ceiling)")
     columns = ["what", "size", "seconds", "mpix_per_s", "gflop", "gflops", "ceiling_share",
                "peak_mb", "map_mb", "psnr_db", "steps_per_s", "slowdown", "note"]
-    for section in ("models", "mechanisms", "attention", "seams", "classical", "training"):
+    for section in ("models", "mechanisms", "attention", "seams", "classical", "training",
+                    "big images"):
         rows = results[section]
         used = [c for c in columns if any(r.get(c) is not None for r in rows)]
-        table = Table(*used, title=section)
+        table = folding_table(*used, title=section)
         for r in rows:
             table.add_row(*(_cell(c, r.get(c)) for c in used))
         stdout.print(table)
-    growth = Table("what", "peak memory, 4x the pixels", title="memory growth")
+    growth = folding_table("what", "peak memory, 4x the pixels", title="memory growth")
     for what, ratio in results["memory_growth_4x_pixels"].items():
         growth.add_row(what, "-" if ratio is None else f"{ratio:.1f}x")
     stdout.print(growth)

@@ -9,7 +9,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 from ..errors import SrnlError
-from .common import app, console, stdout
+from .common import app, command, console, folding_table, stdout
 
 Opt = lambda help: typer.Option(help=help)
 
@@ -44,7 +44,7 @@ SOURCES = ("recipe", "config", "resume")
 @app.command(cls=_TrainCommand)
 def train(
     ctx: typer.Context,
-    recipe: Annotated[Optional[str], typer.Option(help="A recipe shipped with srnl (e.g. x2, photo-x2, denoise-blind).")] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="A shipped model's name (photo-x2, x4, denoise...: all its phases, in order, in one run directory) or one phase's recipe (srnl/recipes/*.toml).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="A TOML file of training options.")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory.")] = None,
     task: Annotated[Optional[str], Opt("sr or denoise.")] = None,
@@ -96,14 +96,23 @@ def train(
     from ..train.config import build_config
     from ..train.loop import train as run_training
 
+    from ..train.pipeline import PIPELINE_FILE, is_pipeline, resume_pipeline, run_pipeline
+
     # Click reports a repeatable option that was not given as (), not None.
     given = {k: v for k, v in ctx.params.items() if k not in SOURCES and v not in (None, ())}
-    cfg = build_config(given, recipe,
-                       config and str(config), resume and str(resume))
-    resolve_device(cfg.device)
-    check_writable_folder(cfg.out)
-    run_dir = run_training(cfg, resume=resume is not None, progress=_train_progress(),
-                           echo=console.print)
+    fit = lambda cfg, resume: run_training(cfg, resume=resume, progress=_train_progress(),
+                                           echo=console.print)
+    if resume is not None and (resume / PIPELINE_FILE).exists():
+        run_dir = resume_pipeline(resume, fit, console.print)
+    elif is_pipeline(recipe) and config is None:
+        out = given.get("out") or f"runs/{recipe}"
+        check_writable_folder(out)
+        run_dir = run_pipeline(recipe, given, out, False, fit, console.print)
+    else:
+        cfg = build_config(given, recipe, config and str(config), resume and str(resume))
+        resolve_device(cfg.device)
+        check_writable_folder(cfg.out)
+        run_dir = fit(cfg, resume is not None)
     stdout.print(f"run directory: {run_dir}")
 
 
@@ -134,11 +143,14 @@ def _train_progress():
     return update
 
 
-@app.command()
-def export(checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (last.pt, best.pt).")],
-           output: Annotated[Path, typer.Argument(help="The model file to write.")],
+@command()
+def export(checkpoint: Annotated[Path, typer.Argument(
+               metavar="CHECKPOINT", help="A training checkpoint (last.pt, best.pt).")],
+           output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
+                                                help="The model file to write.")],
            weights: Annotated[str, typer.Option(help="auto (EMA if present), ema or model.")] = "auto",
-           overwrite: Annotated[bool, typer.Option(help="Replace an existing model file.")] = False):
+           overwrite: Annotated[bool, typer.Option("--overwrite",
+                                                   help="Replace an existing model file.")] = False):
     """Strip a training checkpoint down to a model file for --model / load_model."""
     from ..atomic import check_writable_file
     from ..models.checkpoint import export_model
@@ -149,3 +161,47 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="A training checkpoin
     output.parent.mkdir(parents=True, exist_ok=True)
     meta = export_model(checkpoint, output, weights=weights)
     stdout.print(f"wrote {output} (step {meta.get('steps', '?')})")
+
+
+@command()
+def retrain(
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR",
+                                         help="Folder for each model's weights (NAME.pt) and "
+                                              "the runs' log (retrain.jsonl).")],
+    minutes: Annotated[float, typer.Option(help="The whole slot, set-up included.")] = 9.0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    model: Annotated[Optional[list[str]], typer.Option(
+        "--model", "-m", show_default=False,
+        help="Retrain only these (repeatable; default: every shipped model but "
+             "denoise-gaussian).")] = None,
+    data: Annotated[Optional[list[str]], typer.Option(
+        show_default=False, help="Training images instead of the recipes' (repeatable).")] = None,
+    val_holdout: Annotated[Optional[int], typer.Option(
+        show_default=False, help="With --data: hold this many images out for validation.")] = None,
+    steps: Annotated[Optional[int], typer.Option(
+        show_default=False, help="At most this many steps (a smoke run).")] = None,
+    batch: Annotated[Optional[int], typer.Option(show_default=False)] = None,
+    patch: Annotated[Optional[int], typer.Option(show_default=False)] = None,
+    work: Annotated[Optional[Path], typer.Option(
+        show_default=False, help="Keep the run folders here (default: a temporary folder).")] = None,
+):
+    """Retrain the shipped models at once within a time slot (a lent GPU machine): each from its
+    shipped weights on its last phase's mix, GPU-sized batches, bf16 on CUDA."""
+    import tempfile
+
+    from ..atomic import check_writable_folder
+    from ..runtime import resolve_device
+    from ..train.retrain import MODELS, retrain as run_retrain
+
+    check_writable_folder(output)
+    options = {"data": data, "val_holdout": val_holdout, "steps": steps, "batch": batch,
+               "patch": patch}
+    with tempfile.TemporaryDirectory(prefix="srnl-retrain-") as tmp:
+        summaries = run_retrain(output, work or tmp, minutes, resolve_device(device),
+                                tuple(model or MODELS), options, console.print)
+    table = folding_table("model", "steps", "seconds", "best validation PSNR", "file")
+    for s in summaries:
+        table.add_row(s["model"], str(s["steps"]), f"{s['seconds']:.0f}",
+                      "-" if s["best_val_psnr"] is None else f"{s['best_val_psnr']:.3f}",
+                      s["file"])
+    stdout.print(table)

@@ -24,6 +24,9 @@ class Pretrained:
     scale: int
     file: str
     about: str  # what it is for, in a line
+    # The training recipes (srnl/recipes) that made it, in order, each phase starting from the
+    # weights the one before ended with: `srnl train --recipe NAME` runs them all.
+    phases: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -33,17 +36,21 @@ class Pretrained:
 BENCHMARK = "the benchmark protocol (clean bicubic LR), for comparing with papers"
 PHOTOS = "photos as they are: JPEG, noise, blur, any resampling (the default)"
 PRETRAINED = {p.name: p for p in [
-    Pretrained("photo-x2", "sr", 2, "photo-x2.pt", PHOTOS),
-    Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK),
-    Pretrained("photo-x3", "sr", 3, "photo-x3.pt", PHOTOS),
-    Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK),
-    Pretrained("photo-x4", "sr", 4, "photo-x4.pt", PHOTOS),
-    Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK),
+    Pretrained("photo-x2", "sr", 2, "photo-x2.pt", PHOTOS,
+               tuple(f"photo-x2-{k}" for k in range(1, 8))),
+    Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK, ("x2",)),
+    Pretrained("photo-x3", "sr", 3, "photo-x3.pt", PHOTOS, ("photo-x3",)),
+    Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK, ("x3",)),
+    Pretrained("photo-x4", "sr", 4, "photo-x4.pt", PHOTOS,
+               tuple(f"photo-x4-{k}" for k in range(1, 4))),
+    Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK, ("x4",)),
     Pretrained("denoise", "denoise", 1, "denoise.pt",
                "blind: camera noise, JPEG artefacts and white noise, the level estimated per "
-               "pixel or given (the default)"),
+               "pixel or given (the default)",
+               ("denoise-blind", *(f"denoise-blind-{k}" for k in range(2, 7)))),
     Pretrained("denoise-gaussian", "denoise", 1, "denoise-gaussian.pt",
-               "the benchmark protocol: white Gaussian noise of a given sigma"),
+               "the benchmark protocol: white Gaussian noise of a given sigma",
+               ("denoise-gaussian",)),
 ]}
 # What `srnl upscale` / `srnl denoise` (and the Python API) run when no model is named.
 DEFAULTS = {("sr", 2): "photo-x2", ("sr", 3): "photo-x3", ("sr", 4): "photo-x4",
@@ -55,6 +62,14 @@ def default_model(task: str, scale: int = 1) -> str:
         return DEFAULTS[task, scale]
     what = f"x{scale} super-resolution" if task == "sr" else "denoising"
     raise SrnlError(f"no shipped model for {what}; name a model file", option="model")
+
+
+def model_label(model: str | Path | None, task: str, scale: int) -> str:
+    """How a summary names the model that ran: the shipped name, the file's name, or the default
+    for the task and scale."""
+    if model is None:
+        return default_model(task, scale)
+    return str(model) if str(model) in PRETRAINED else Path(model).name
 
 
 def resolve_model(model: ModelLike, task: str, scale: int | None, device: str) -> RestorationNet:

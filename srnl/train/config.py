@@ -7,8 +7,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from ..degrade import Degradation, load_preset
-from ..degrade.chain import PRESETS_FILE
+from ..degrade.spec import PRESETS_FILE, Degradation, load_preset
 from ..errors import SrnlError
 from ..models.config import ModelConfig, unknown_fields
 
@@ -55,6 +54,9 @@ class TrainConfig:
     val_every: int = 250
     log_every: int = 25
     init: str | None = None
+    # Seconds of training after which the run ends as if at its last step (validated, saved);
+    # 0: none. For a fixed slot of a lent machine; one process only.
+    time_limit: float = 0.0
     cache_dir: str | None = None  # decoded images as .npy, memory-mapped, for sets too large for RAM
 
     def __post_init__(self):
@@ -70,6 +72,9 @@ class TrainConfig:
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise SrnlError(f"the learning rate must be a positive number, got {self.lr}",
                             option="lr")
+        if self.schedule == "multistep" and any(not 0 < m < self.steps for m in self.milestones):
+            raise SrnlError(f"milestones must fall inside the run's {self.steps} steps, got "
+                            f"{list(self.milestones)}", option="milestones")
         if self.threads < 0:
             raise SrnlError(f"must be 1 or more (0: the default), got {self.threads}",
                             option="threads")

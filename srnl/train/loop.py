@@ -30,13 +30,17 @@ from .data import ImageSet, PatchBatches, gather_pairs, load_images, split_holdo
 from .plot import plot_curves
 
 
-def lr_factor(cfg: TrainConfig, step: int) -> float:
-    """Multiplier of the base learning rate at `step` (0-based)."""
+def lr_factor(cfg: TrainConfig, step: int, time_used: float = 0.0) -> float:
+    """Multiplier of the base learning rate at `step` (0-based). `time_used` is the share of a
+    time limit already spent: the cosine follows whichever of steps and time is further along,
+    so that a run cut by its time limit still ends decayed."""
     if cfg.schedule == "multistep":
         return cfg.gamma ** sum(step >= m for m in cfg.milestones)
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    # The warm-up takes at most a tenth of the run, so that a short run still decays.
+    warmup = min(cfg.warmup, cfg.steps // 10)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = max((step - warmup) / max(1, cfg.steps - warmup), time_used)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -131,13 +135,20 @@ class Run:
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lambda s: lr_factor(cfg, s))
+        self.started = time.perf_counter()
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(cfg, s, self.time_used()))
         self.ema = (AveragedModel(self.model, multi_avg_fn=ema_with_warmup(cfg.ema),
                                   use_buffers=True) if cfg.ema > 0 else None)
         self.step = 0
         self.best = -math.inf
         self.history: list[dict] = []
+
+    def time_used(self) -> float:
+        """The share of the time limit spent (0 without one)."""
+        if not self.cfg.time_limit:
+            return 0.0
+        return (time.perf_counter() - self.started) / self.cfg.time_limit
 
     @property
     def eval_model(self) -> RestorationNet:
@@ -240,7 +251,7 @@ def start_run(cfg: TrainConfig, device: str, d: Dist, out: Path, resume: bool, e
     return run
 
 
-def batches(cfg: TrainConfig, data: Data, d: Dist, first_step: int):
+def batches(cfg: TrainConfig, data: Data, d: Dist, first_step: int, device: str = "cpu"):
     """The batches of steps first_step.. cfg.steps - 1 of this rank."""
     dataset = PatchBatches(data.images, cfg.model.task, cfg.model.scale, cfg.patch, cfg.batch,
                            cfg.seed, d.rank, (cfg.sigma_min, cfg.sigma_max), cfg.steps,
@@ -248,16 +259,21 @@ def batches(cfg: TrainConfig, data: Data, d: Dist, first_step: int):
     return torch.utils.data.DataLoader(dataset, batch_size=None,
                                        sampler=range(first_step, cfg.steps),
                                        num_workers=cfg.workers,
-                                       prefetch_factor=4 if cfg.workers else None)
+                                       prefetch_factor=4 if cfg.workers else None,
+                                       pin_memory=device.startswith("cuda"))
 
 
-def train_step(cfg: TrainConfig, run: Run, net: torch.nn.Module, batch, device: str) -> float:
+def train_step(cfg: TrainConfig, run: Run, net: torch.nn.Module, batch,
+               device: str) -> torch.Tensor:
+    """One optimisation step; returns the loss as a tensor on the device: reading it (a GPU
+    sync) is left to the log, every `log_every` steps."""
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     inputs, target, sigma = batch
     inputs = inputs.to(device, memory_format=memory_format, non_blocking=True)
     target = target.to(device, memory_format=memory_format, non_blocking=True)
     sigma = sigma.to(device)
-    with torch.autocast("cuda", torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda")):
+    # bf16 autocast on whichever device runs, so that the CPU runs (and tests) the CUDA path.
+    with torch.autocast(device.split(":")[0], torch.bfloat16, enabled=cfg.bf16):
         if cfg.model.blind:
             output, level = net(inputs, sigma, return_level=True)
             loss = _loss(cfg, output.float(), target) + cfg.level_weight * _level_loss(
@@ -272,7 +288,7 @@ def train_step(cfg: TrainConfig, run: Run, net: torch.nn.Module, batch, device: 
     if run.ema is not None:
         run.ema.update_parameters(run.model)
     run.step += 1
-    return loss.item()
+    return loss.detach()
 
 
 class Bookkeeper:
@@ -293,6 +309,8 @@ class Bookkeeper:
                                                      / 3600) if run.history else 0.0)
         self.val_psnr = run.history[-1].get("val_psnr") if run.history else None
         self.window_loss, self.window_steps = 0.0, 0
+        self.last_loss = math.nan
+        self.stopped = False  # the time limit ended the run
 
     def seconds(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.start
@@ -304,11 +322,12 @@ class Bookkeeper:
         save_checkpoint(self.out / name, self.run.state(
             _meta(self.cfg, self.run, self.data.images, self.seconds(), self.d)))
 
-    def after_step(self, loss: float) -> None:
+    def after_step(self, loss: torch.Tensor) -> None:
         cfg, run = self.cfg, self.run
         self.window_loss += loss
         self.window_steps += 1
-        last = run.step == cfg.steps
+        self.stopped = run.time_used() >= 1
+        last = run.step == cfg.steps or self.stopped
         validated = False
         if self.data.val is not None and (run.step % cfg.val_every == 0 or last):
             self.val_psnr = validate(run.eval_model, cfg, self.data.val)
@@ -324,7 +343,8 @@ class Bookkeeper:
 
     def log(self, validated: bool) -> None:
         run = self.run
-        record = {"step": run.step, "loss": self.window_loss / self.window_steps,
+        self.last_loss = float(self.window_loss) / self.window_steps
+        record = {"step": run.step, "loss": self.last_loss,
                   "lr": run.scheduler.get_last_lr()[0],
                   "steps_per_s": self.window_steps / max(1e-9, time.perf_counter() - self.tic),
                   "seconds": round(self.seconds(), 2), "cpu_hours": round(self.cpu_hours(), 6)}
@@ -337,6 +357,8 @@ class Bookkeeper:
 
 
 def _train(cfg: TrainConfig, d: Dist, device: str, resume: bool, progress, echo) -> Path:
+    if cfg.time_limit and d.world > 1:
+        raise SrnlError("a time limit ends a single-process run only", option="time_limit")
     out = prepare_run_dir(cfg, resume) if d.main else Path(cfg.out)
     data = load_data(cfg)
     run = start_run(cfg, device, d, out, resume, echo)
@@ -351,15 +373,19 @@ def _train(cfg: TrainConfig, d: Dist, device: str, resume: bool, progress, echo)
     if cfg.compile:
         net = torch.compile(net)
     book = Bookkeeper(cfg, run, data, out, d) if d.main else None
+    run.started = time.perf_counter()  # the time limit counts training, not data loading
     net.train()
-    for batch in batches(cfg, data, d, run.step):
+    for batch in batches(cfg, data, d, run.step, device):
         loss = train_step(cfg, run, net, batch, device)
         if book is None:
             continue
         book.after_step(loss)
         if progress:
-            progress(Progress(run.step, cfg.steps, loss, run.scheduler.get_last_lr()[0],
+            progress(Progress(run.step, cfg.steps, book.last_loss, run.scheduler.get_last_lr()[0],
                               book.val_psnr))
+        if book.stopped:
+            echo(f"time limit: stopped at step {run.step} of {cfg.steps}")
+            break
     if d.world > 1:
         dist.barrier()
     return out
