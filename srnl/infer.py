@@ -130,19 +130,18 @@ def tiled_bands(fn: Fn, x: Tensor, tile: int, overlap: int, scale: int,
     row_weight = _weight_sum(ys, h, overlap, scale)[:, None]
     col_weight = _weight_sum(xs, w, overlap, scale)
     total, done = len(ys) * len(xs), 0
-    held, held_from = None, 0  # blended rows not yet finished, from output row held_from
+    # Every row of tiles has the same height and starts where the rows finished before it end,
+    # so one buffer of that height holds the blend throughout: no band is allocated twice (on a
+    # heap that keeps freed memory, each new band would otherwise grow the process).
+    held, held_from = None, 0  # output rows held_from.. being blended
     for k, (y0, th) in enumerate(ys):
         wy = _ramp(th * scale, overlap * scale, y0 > 0, y0 + th < h)
+        top = y0 * scale - held_from
         for x0, tw in xs:
             wx = _ramp(tw * scale, overlap * scale, x0 > 0, x0 + tw < w)
             y = fn(x[..., y0:y0 + th, x0:x0 + tw])
-            rows = (y0 + th) * scale - held_from
-            if held is None or held.shape[-2] < rows:
-                grown = y.new_zeros(*y.shape[:2], rows, w * scale)
-                if held is not None:
-                    grown[..., :held.shape[-2], :] = held
-                held = grown
-            top = y0 * scale - held_from
+            if held is None:
+                held = y.new_zeros(*y.shape[:2], th * scale, w * scale)
             held[..., top:top + th * scale, x0 * scale:(x0 + tw) * scale] += (
                 y * (wy[:, None] * wx[None, :]).to(y))
             del y
@@ -151,9 +150,13 @@ def tiled_bands(fn: Fn, x: Tensor, tile: int, overlap: int, scale: int,
                 on_tile(done, total)
         # Rows above the next row of tiles get nothing more.
         finished = (ys[k + 1][0] if k + 1 < len(ys) else h) * scale - held_from
-        weight = (row_weight[held_from:held_from + finished] * col_weight).to(held)
-        yield held_from, held[..., :finished, :].div_(weight)
-        held = held[..., finished:, :].clone()
+        # Divided by each axis's weight in turn: their product would be a band-sized map.
+        band = held[..., :finished, :].div_(row_weight[held_from:held_from + finished].to(held))
+        yield held_from, band.div_(col_weight.to(held))
+        # The overlap with the next row of tiles moves to the top; the rest starts again at 0.
+        kept = held.shape[-2] - finished
+        held[..., :kept, :] = held[..., finished:, :].clone()
+        held[..., kept:, :] = 0
         held_from += finished
 
 
@@ -312,8 +315,9 @@ def restore_quantised(model: RestorationNet, x: Tensor, bits: int,
         if out is None:
             out = np.empty((band.shape[0], h * scale, w * scale, band.shape[1]),
                            np.uint8 if bits == 8 else np.uint16)
+        # In place: a finished band is not read again.
         for r in range(0, band.shape[-2], QUANTISE_ROWS):
-            part = band[..., r:r + QUANTISE_ROWS, :].float().mul(top).round_().clamp_(0, top)
+            part = band[..., r:r + QUANTISE_ROWS, :].mul_(top).round_().clamp_(0, top)
             out[:, row + r:row + r + part.shape[-2]] = part.permute(0, 2, 3, 1).cpu().numpy()
         del band
     return out

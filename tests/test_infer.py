@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,19 @@ def test_tiles_are_even_cover_everything_and_are_as_few_as_possible(length, tile
     # one tile fewer could not cover the length with that overlap
     n = len(spans)
     assert n == 1 or (n - 1) * tile - (n - 2) * overlap < length
+
+
+@pytest.mark.parametrize("tile", [0, 64])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_the_quantised_output_is_the_float_output_rounded_band_by_band(tile, bits):
+    from srnl.infer import restore_image
+
+    model = tiny_model()
+    rgb = np.random.default_rng(0).random((90, 150, 3)).astype(np.float32)
+    options = InferenceOptions(tile=tile, overlap=16)
+    exact = restore_image(model, rgb, options=options)
+    quantised = restore_image(model, rgb, options=options, bits=bits)
+    top = 2**bits - 1
+    assert quantised.dtype == (np.uint8 if bits == 8 else np.uint16)
+    assert quantised.shape == exact.shape
+    assert np.abs(quantised.astype(np.float64) - np.clip(np.rint(exact * top), 0, top)).max() <= 1
