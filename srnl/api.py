@@ -13,6 +13,7 @@ from PIL import Image
 from .imageio import (Picture, to_uint, picture_from_array, picture_from_pil, picture_to_array,
                       picture_to_pil)
 from .degrade import check_sigma, estimate_noise
+from .errors import SrnlError
 from .infer import (DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, InferenceOptions, level_map,
                     restore_image)
 from .models.network import RestorationNet
@@ -92,6 +93,10 @@ def denoise_picture(net: RestorationNet, pic: Picture, sigma: float | None,
     """(denoised picture, the level used): `sigma` if given; else a blind denoiser runs on its
     own per-pixel map and any other on the estimated level. A blind run's map costs one more pass
     of its estimator to report: None unless `report_level`."""
+    if not net.config.takes_level:
+        if sigma is not None:
+            raise SrnlError("this model takes no noise level: leave sigma out", option="sigma")
+        return restore_picture(net, pic, None, options, on_tile), None
     if sigma is not None:
         level = NoiseLevel(check_sigma(sigma), given=True)
         return restore_picture(net, pic, level.mean, options, on_tile), level

@@ -19,7 +19,7 @@ from .errors import SrnlError
 from .models.network import RestorationNet
 
 Fn = Callable[[Tensor], Tensor]
-DEFAULT_MEMORY_BUDGET = 2**30
+DEFAULT_MEMORY_BUDGET = 0.75 * 2**30
 DEFAULT_OVERLAP = 32
 # Below this, overlaps and edges take most of a tile's time (auto tiling's smallest tile too).
 MIN_TILE = 64
@@ -27,19 +27,20 @@ MIN_TILE = 64
 
 def model_fn(model: RestorationNet) -> Fn:
     """Wrap a network as a single-tensor function; for the denoiser the last channel is sigma."""
-    if model.config.task == "denoise":
+    if model.config.takes_level:
         return lambda x: model(x[:, :-1], x[:, -1:])
     return model
 
 
-def padded(fn: Fn, multiple: int, scale: int) -> Fn:
-    """Replicate-pad the bottom/right edges to a multiple of `multiple`, then crop the output."""
-    if multiple <= 1:
+def padded(fn: Fn, multiple: int, scale: int, minimum: int = 0) -> Fn:
+    """Replicate-pad the bottom/right edges to a multiple of `multiple` (and to at least
+    `minimum`), then crop the output."""
+    if multiple <= 1 and minimum <= 1:
         return fn
 
     def run(x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        ph, pw = -h % multiple, -w % multiple
+        ph, pw = (max(-n % multiple, minimum - n) for n in (h, w))
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         return fn(x)[..., : h * scale, : w * scale]
@@ -240,7 +241,7 @@ def _batch(model: RestorationNet, rgb: np.ndarray) -> Tensor:
 
 def _prepared(fn: Fn, model: RestorationNet, scale: int, self_ensemble: bool) -> Fn:
     """`fn` padded to the network's multiple, then self-ensembled if asked."""
-    fn = padded(fn, model.config.pad_multiple, scale)
+    fn = padded(fn, model.config.pad_multiple, scale, model.config.pad_minimum)
     return self_ensembled(fn) if self_ensemble else fn
 
 
@@ -262,7 +263,7 @@ def restore_image(model: RestorationNet, rgb: np.ndarray, sigma: float | None = 
     float copy of the whole output ever exists. sigma (denoiser): noise std in 0-255 units,
     relative to full scale; None lets a blind denoiser estimate it."""
     x = _batch(model, rgb)
-    if model.config.task == "denoise":
+    if model.config.takes_level:
         if sigma is None and not model.config.blind:
             raise ValueError("this denoiser needs sigma: it is not blind")
         # NaN marks "estimate it": it rides through padding, flips and tiles like the image.

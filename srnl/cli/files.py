@@ -161,7 +161,7 @@ def denoise(inputs: Inputs, output: Output = None,
     def work_for(on_tile):
         def work(pic):
             out, level = denoise_picture(net, pic, fixed, options, on_tile)
-            return out, model_label(model, "denoise", 1), str(level)
+            return out, model_label(model, "denoise", 1), None if level is None else str(level)
         return work
 
     _run(inputs, output, suffix, ext, recursive, work_for, overwrite=overwrite,

@@ -10,9 +10,21 @@ from .common import folding_table, Threads, command, console, runtime, stdout
 
 
 @command()
-def models():
+def models(file: Annotated[Optional[Path], typer.Option(
+        "--file", metavar="FILE", show_default=False,
+        help="Say what this model file is instead (srnl's, or any architecture spandrel "
+             "knows).")] = None):
     """List the shipped models and their measured numbers."""
     from ..models.catalog import describe_shipped
+
+    if file is not None:
+        from ..models.external import describe
+        from ..models.registry import load_model
+
+        for key, value in describe(load_model(file)).items():
+            stdout.print(f"{key}: {value:,}" if isinstance(value, int) else f"{key}: {value}",
+                         highlight=False)
+        return
 
     table = folding_table("name", "task", "params", "FLOPs/px", "PSNR, dB (SR: Y)")
     rows = describe_shipped()

@@ -72,6 +72,15 @@ class ModelConfig:
         object.__setattr__(self, "nonlocal_after", tuple(sorted(set(self.nonlocal_after))))
 
     @property
+    def takes_level(self) -> bool:
+        """Whether the network takes a noise-level map beside the image."""
+        return self.task == "denoise"
+
+    @property
+    def pad_minimum(self) -> int:
+        return 0
+
+    @property
     def pad_multiple(self) -> int:
         """Input sides must be a multiple of this; the inference layer pads to it."""
         return self.denoise_unshuffle if self.task == "denoise" else 1

@@ -11,6 +11,7 @@ import torch
 from ..errors import SrnlError
 from .card import ModelCard
 from .checkpoint import inference_weights, load_checkpoint, model_from_checkpoint
+from .external import load_external
 from .network import RestorationNet, inference_form
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -77,7 +78,7 @@ def resolve_model(model: ModelLike, task: str, scale: int | None, device: str) -
     the shipped one. An SR `scale` of None means the model's own (x2 when no model is given)."""
     if model is None:
         model = default_model(task, 1 if task == "denoise" else scale or 2)
-    net = model if isinstance(model, RestorationNet) else shared_model(model, device)
+    net = model if isinstance(model, torch.nn.Module) else shared_model(model, device)
     if net.config.task != task:
         raise SrnlError(f"model is a '{net.config.task}' model, not '{task}'")
     if task == "sr" and scale is not None and net.config.scale != scale:
@@ -96,7 +97,8 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 
 def load_model(name_or_path: str | Path, device: str = "cpu") -> RestorationNet:
-    """A shipped name ("x2", "x3", "x4", "denoise") or a checkpoint file -> an inference-ready
+    """A shipped name ("x2", "x3", "x4", "denoise"), a checkpoint file, or a model file of any
+    architecture spandrel knows (an ExternalNet, `model.card` None) -> an inference-ready
     torch.nn.Module: eval mode, no grad, weight norm folded into plain weights, channels_last, on
     `device`. `model.card` holds what the file says about itself (a ModelCard), `model.config` its ModelConfig.
 
@@ -104,7 +106,14 @@ def load_model(name_or_path: str | Path, device: str = "cpu") -> RestorationNet:
     denoiser is called as `net(x, sigma)` with sigma in [0, 1] units (a float or a (B, 1, H, W)
     noise map: 25 / 255 for sigma 25), unlike `srnl.denoise`, which takes 0-255 units. Outputs
     are not clamped. Raises SrnlError for an unknown name or an unreadable file."""
-    ckpt = load_checkpoint(resolve_model_path(name_or_path))
+    path = resolve_model_path(name_or_path)
+    try:
+        ckpt = load_checkpoint(path)
+    except SrnlError:
+        if str(name_or_path) in PRETRAINED:
+            raise
+        # Not srnl's own: any architecture spandrel knows runs through the same layer.
+        return load_external(path).eval().requires_grad_(False).to(device)
     model = inference_form(model_from_checkpoint(ckpt, inference_weights(ckpt)))
     model.card = ModelCard.from_dict(ckpt.get("meta"))
     return model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
