@@ -144,21 +144,39 @@ def _train_progress():
 
 
 @command()
-def export(checkpoint: Annotated[Path, typer.Argument(
-               metavar="CHECKPOINT", help="A training checkpoint (last.pt, best.pt).")],
+def export(checkpoint: Annotated[str, typer.Argument(
+               metavar="CHECKPOINT", help="A training checkpoint (last.pt, best.pt); for ONNX "
+                                          "also a model file or a shipped model's name.")],
            output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
                                                 help="The model file to write.")],
+           format: Annotated[str, typer.Option(
+               "--format", help="pt (an srnl model file for --model) or onnx; default: from "
+                                "the output's extension.")] = "auto",
            weights: Annotated[str, typer.Option(help="auto (EMA if present), ema or model.")] = "auto",
            overwrite: Annotated[bool, typer.Option("--overwrite",
                                                    help="Replace an existing model file.")] = False):
-    """Strip a training checkpoint down to a model file for --model / load_model."""
+    """Strip a training checkpoint down to a model file for --model / load_model, or write a
+    model as ONNX (any height and width; names, value range and scale in its metadata)."""
     from ..atomic import check_writable_file
-    from ..models.checkpoint import export_model
 
-    if output.exists() and output.resolve() == checkpoint.resolve():
+    if format == "auto":
+        format = "onnx" if output.suffix.lower() == ".onnx" else "pt"
+    if format not in ("pt", "onnx"):
+        raise SrnlError(f"must be pt or onnx, got {format!r}", option="format")
+    if output.exists() and output.resolve() == Path(checkpoint).resolve():
         raise SrnlError(f"{output}: the model file would overwrite its checkpoint; refused")
     check_writable_file(output, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if format == "onnx":
+        try:
+            from ..models.onnx_export import OPSET, export_model_onnx
+        except ImportError:
+            raise SrnlError("ONNX export needs the onnx extra: pip install \"srnl[onnx]\"") from None
+        meta = export_model_onnx(checkpoint, output)
+        stdout.print(f"wrote {output} (ONNX opset {OPSET}, {meta['task']} x{meta['scale']})")
+        return
+    from ..models.checkpoint import export_model
+
     meta = export_model(checkpoint, output, weights=weights)
     stdout.print(f"wrote {output} (step {meta.get('steps', '?')})")
 
