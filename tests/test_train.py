@@ -314,3 +314,13 @@ def test_a_config_with_a_base_overrides_it_key_by_key_and_tables_field_by_field(
     loop.write_text(f'base = "{loop}"\n')
     with pytest.raises(SrnlError, match="cycle"):
         load_toml(str(loop))
+
+
+def test_a_time_limit_ends_the_run_saved_with_its_schedule_decayed(tmp_path):
+    cfg = tiny_cfg(tmp_path, steps=50, time_limit=1e-6)
+    said = []
+    train(cfg, echo=said.append)
+    ckpt = load_checkpoint(Path(cfg.out) / "last.pt")
+    assert ckpt["step"] == 1 and any("time limit" in s for s in said)
+    # Past the limit the cosine is at its floor, whatever the step.
+    assert lr_factor(cfg, 5, time_used=1.0) == pytest.approx(cfg.min_lr_ratio)

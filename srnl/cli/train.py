@@ -75,6 +75,7 @@ def train(
     save_every: Annotated[Optional[int], Opt("Checkpoint every N steps.")] = None,
     val_every: Annotated[Optional[int], Opt("Validate every N steps.")] = None,
     init: Annotated[Optional[str], Opt("Start from this model (name or file).")] = None,
+    time_limit: Annotated[Optional[float], Opt("End the run (validated, saved) after this many seconds of training; the cosine follows the clock (0: none; one process).")] = None,
     cache_dir: Annotated[Optional[str], Opt("Cache decoded images here (memory-mapped).")] = None,
     features: Annotated[Optional[int], Opt("Network width.")] = None,
     blocks: Annotated[Optional[int], Opt("Residual blocks.")] = None,
