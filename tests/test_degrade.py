@@ -218,3 +218,22 @@ def test_blind_denoising_batches_give_a_level_where_one_exists_and_nan_elsewhere
     clipped = (noisy[known] == 0).any() | (noisy[known] == 1).any()
     assert torch.allclose(residual, sigma[known], atol=0.012 if not clipped else 0.05)
     assert all(torch.equal(a.nan_to_num(-1), b.nan_to_num(-1)) for a, b in zip(batches[3], batches[3]))
+
+
+def test_aliased_downscales_take_pixels_without_a_prefilter():
+    import torch.nn.functional as F
+
+    from srnl.degrade import named_plan
+
+    img = (np.random.default_rng(0).random((64, 48, 3)) * 255).astype(np.uint8)
+    nearest = apply_plan(named_plan("nearest", (48, 64), 4, 0), img)
+    assert (nearest == img[::4, ::4]).all()  # every 4th pixel from the first
+    linear = apply_plan(named_plan("bilinear-aliased", (48, 64), 4, 0), img)
+    torch_default = F.interpolate(torch.from_numpy(img).permute(2, 0, 1)[None].float(),
+                                  size=(16, 12), mode="bilinear", align_corners=False)
+    assert (linear == np.clip(np.rint(torch_default[0].permute(1, 2, 0).numpy()), 0, 255)).all()
+    # In training the phase is drawn: the chain's nearest picks other pixels too.
+    d = Degradation(resize=("nearest",))
+    picks = {apply_plan(draw_plan(d, (48, 64), 4, np.random.default_rng(s)), img).tobytes()
+             for s in range(8)}
+    assert len(picks) > 1

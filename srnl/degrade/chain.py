@@ -243,7 +243,10 @@ def degrade(hr: np.ndarray, scale: int, d: Degradation, rng: np.random.Generator
 
 _SIMPLE = re.compile(r"(jpeg|noise|blur)(\d+(?:\.\d+)?)$")
 # Evaluation classes that replace the protocol's bicubic downscale by an aliased one.
-_ALIASED_CLASSES = {"nearest": Subsample, "bilinear-aliased": partial(Subsample, linear=True)}
+# "nearest" takes every n-th pixel from the first; "bilinear-aliased" samples where OpenCV's and
+# torch's default bilinear do, each output pixel's centre.
+_ALIASED_CLASSES = {"nearest": Subsample,
+                    "bilinear-aliased": partial(Subsample, offset=(0.5, 0.5), linear=True)}
 
 
 def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Plan:
@@ -252,8 +255,8 @@ def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Pl
     quality Q), `noiseS` (8-bit Gaussian noise of std S on the LR), `blurS` (a Gaussian of S LR
     pixels on the HR before the downscale), several joined by `+` (e.g. `blur0.5+noise5+jpeg75`,
     applied in that order), `nearest` or `bilinear-aliased` in place of the bicubic downscale
-    (every `scale`-th pixel from the first, or the bilinear mix of each sample point's neighbours,
-    no prefilter), or a preset name, drawn with `seed`."""
+    (every `scale`-th pixel from the first, or the bilinear mix of the neighbours of each output
+    pixel's centre, no prefilter), or a preset name, drawn with `seed`."""
     if spec in presets():
         return draw_plan(load_preset(spec), hr_size, scale, np.random.default_rng(seed))
     lr_size = (hr_size[0] // scale, hr_size[1] // scale)
