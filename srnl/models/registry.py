@@ -48,7 +48,7 @@ PRETRAINED = {p.name: p for p in [
     Pretrained("denoise", "denoise", 1, "denoise.pt",
                "blind: camera noise, JPEG artefacts and white noise, the level estimated per "
                "pixel or given (the default)",
-               ("denoise-blind", *(f"denoise-blind-{k}" for k in range(2, 7)))),
+               ("denoise-blind", *(f"denoise-blind-{k}" for k in range(2, 8)))),
     Pretrained("denoise-gaussian", "denoise", 1, "denoise-gaussian.pt",
                "the benchmark protocol: white Gaussian noise of a given sigma",
                ("denoise-gaussian",)),
