@@ -46,14 +46,24 @@ def upscale_picture(pic: Picture, model: ModelLike = None, scale: float | None =
                     on_tile: Callable[[int, int], None] | None = None) -> tuple[Picture, int]:
     """(the picture upscaled, the model scale that ran): by `scale` (any factor up to 4; None: the
     model's own, else 2) or to `width`/`height`, through the smallest model scale that reaches it
-    and a Lanczos downscale to the exact size. A given model must be of that scale."""
+    and a Lanczos downscale to the exact size. A given model serves any factor up to its scale."""
     if model is not None and scale is None and not (width or height):
         net = resolve_model(model, "sr", None, device)
         return restore_picture(net, pic, None, options, on_tile), net.config.scale
     size, factor = target_size(pic.size, scale, width, height)
-    needed = model_scale_for(factor, "width" if width else "height" if height else "scale")
-    net = resolve_model(model, "sr", needed, device)
-    return resize_picture(restore_picture(net, pic, None, options, on_tile), size), needed
+    option = "width" if width else "height" if height else "scale"
+    needed = model_scale_for(factor, option)
+    net = resolve_model(model, "sr", needed if model is None else None, device)
+    check_reach(net, factor, option)
+    return (resize_picture(restore_picture(net, pic, None, options, on_tile), size),
+            net.config.scale)
+
+
+def check_reach(net: RestorationNet, factor: float, option: str = "scale") -> None:
+    """A given model serves any factor up to its own scale (its output is then shrunk)."""
+    if net.config.scale < factor - 1e-9:
+        raise SrnlError(f"the model upscales x{net.config.scale}, but x{factor:.3g} was asked for",
+                        option=option)
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ def upscale(image: ImageLike, scale: float | None = None, model: ModelLike = Non
     scale: any factor above 1 and up to 4 (2, 3 and 4 run a model as it is; 1.5 runs x2 and
         shrinks its output with Lanczos); None means the model's own scale (x2 for the default).
     width, height: the output size instead of a scale (one alone keeps the aspect ratio).
-        A given model must be of the scale a factor needs (the smallest of 2, 3, 4 reaching it).
+        A given model serves any factor up to its own scale (x4 for 2.5x, shrunk with Lanczos).
     model: a shipped name (`srnl.PRETRAINED`: "photo-x2"... for photos as they are, JPEG and
         noise included; "x2", "x3", "x4" for the benchmark protocol's clean bicubic LR), a
         checkpoint file, a network from `load_model`, or None for the default of `scale`.

@@ -108,8 +108,10 @@ def test_a_model_of_one_scale_implies_it(srnl, photo, model_file):
     assert srnl("upscale", photo, "-m", x4)[0] == 0
     with Image.open(photo.parent / "photo_x4.png") as im:
         assert im.size == (128, 96)
-    code, _, err = srnl("upscale", photo, "-m", x4, "-s", "2")
-    assert code == 2 and "upscales x4" in err
+    # A smaller factor runs the model and shrinks its output.
+    code, _, _ = srnl("upscale", photo, "-m", x4, "-s", "2")
+    with Image.open(photo.parent / "photo_x2.png") as im:
+        assert code == 0 and im.size == (64, 48)
 
 
 def test_outputs_that_would_collide_are_refused_before_any_work(srnl, tmp_path, model_file):
@@ -307,3 +309,13 @@ def test_models_lists_the_training_set_as_shipped_and_no_empty_column(srnl):
     assert code == 0 and "status" not in out
     # T91 + BSDS400 is 91 + 400 images; the files once said 481.
     assert "491 images" in out and "481 images" not in out
+
+
+def test_a_given_model_serves_any_factor_up_to_its_scale(srnl, photo, model_file):
+    x4 = model_file(scale=4)
+    code, _, err = srnl("upscale", photo, "-m", x4, "--width", "70", "-o", photo.parent / "w.png")
+    assert code == 0, err
+    with Image.open(photo.parent / "w.png") as im:
+        assert im.width == 70
+    code, _, err = srnl("upscale", photo, "-m", model_file(), "-s", "3")
+    assert code == 2 and "x3" in err

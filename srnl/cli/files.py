@@ -108,7 +108,7 @@ def upscale(inputs: Inputs, output: Output = None,
 
     The default models are made for photos as they are, JPEG and noise included; -m x2, x3 or x4
     selects the benchmark-protocol ones (clean bicubic LR)."""
-    from ..api import upscale_picture
+    from ..api import check_reach, upscale_picture
     from ..models.registry import model_label, resolve_model
     from ..sizing import check_request, model_scale_for
 
@@ -118,7 +118,10 @@ def upscale(inputs: Inputs, output: Output = None,
     needed = model_scale_for(scale) if scale is not None else None
     # Resolved once here when one model serves every image (a missing one fails before any
     # work); a width or height picks the model per image.
-    net = resolve_model(model, "sr", needed, device) if model is not None or needed else None
+    net = (resolve_model(model, "sr", None, device) if model is not None else
+           resolve_model(None, "sr", needed, device) if needed else None)
+    if net is not None and scale is not None:
+        check_reach(net, scale)
 
     def work_for(on_tile):
         def work(pic):
