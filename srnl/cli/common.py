@@ -73,7 +73,7 @@ Output = Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH",
                         "or without extension: created if missing), or - for standard output "
                         "(PNG unless --ext).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m",
-                     help="Shipped model name or checkpoint file.")]
+                     help="Shipped model name, srnl model file, or any model file spandrel knows (.pth, .safetensors).")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
 Ext = Annotated[str, typer.Option(help="Output format: png, jpg, webp, tif, bmp or same "
                                        "(the input's; PNG where it cannot be written).")]
