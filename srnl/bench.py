@@ -306,19 +306,36 @@ def bench_mechanisms(name: str, side: int, repeats: int) -> list[dict]:
     return rows
 
 
+# Run in the measured process: its own peak resident set (VmHWM), written when it exits. The
+# rusage of a child forked from this process would count the pages it shared with us before exec.
+_REPORT_PEAK = """
+import atexit, os, sys
+from pathlib import Path
+def report():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            Path(os.environ["SRNL_PEAK_FILE"]).write_text(line.split()[1])
+atexit.register(report)
+sys.argv[0] = "srnl"
+from srnl.cli import main
+main()
+"""
+
+
 def command_peak(args: list[str]) -> tuple[float, int]:
     """(seconds, peak resident set of the whole process in bytes) of one `srnl` command run in a
     fresh process: what `/usr/bin/time -v` reports, the interpreter and torch included."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", "from srnl.cli import main; main()", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace").strip()
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"srnl {' '.join(args)} failed: {err}")
-    return seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak"
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _REPORT_PEAK, *args],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "SRNL_PEAK_FILE": str(peak_file)})
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"srnl {' '.join(args)} failed: "
+                               f"{done.stderr.decode(errors='replace').strip()}")
+        return seconds, int(peak_file.read_text()) * 1024
 
 
 def bench_big_images(cases: list[tuple[int, int, int, str]], threads: int) -> list[dict]:
