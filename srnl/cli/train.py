@@ -96,7 +96,6 @@ def train(
     from ..runtime import resolve_device
     from ..train.config import build_config
     from ..train.loop import train as run_training
-
     from ..train.pipeline import PIPELINE_FILE, is_pipeline, resume_pipeline, run_pipeline
 
     # Click reports a repeatable option that was not given as (), not None.

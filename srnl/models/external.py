@@ -101,4 +101,4 @@ def describe(net: nn.Module) -> dict:
     c = net.config
     return {"architecture": getattr(c, "architecture", "") or "srnl", "task": c.task,
             "scale": c.scale, "parameters": sum(p.numel() for p in net.parameters()),
-            "size multiple": c.pad_multiple, "minimum size": getattr(c, "pad_minimum", 0)}
+            "size multiple": c.pad_multiple, "minimum size": c.pad_minimum}

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import onnx
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..atomic import atomic_path
 from ..errors import SrnlError
+from ..infer import model_fn, padded
 from .network import RestorationNet
 
 OPSET = 18
@@ -22,20 +22,17 @@ TRACE_SIZE = (37, 45)
 
 
 class _Padded(nn.Module):
-    """A denoiser with its replicate padding and crop inside the graph; the noise level is an
-    input map in [0, 1] units (sigma / 255), NaN where the blind estimate should be used."""
+    """A denoiser as the inference layer runs it (`infer.padded`: replicate padding to its multiple
+    and the crop), with the noise level as a second input in [0, 1] units (sigma / 255), NaN where
+    the blind estimate should be used: padding and crop become part of the graph."""
 
     def __init__(self, net: RestorationNet):
         super().__init__()
-        self.net, self.multiple = net, net.config.pad_multiple
+        self.net = net
+        self.run = padded(model_fn(net), net.config.pad_multiple, 1)
 
     def forward(self, image: Tensor, noise_level: Tensor) -> Tensor:
-        h, w = image.shape[-2:]
-        pad = (0, (self.multiple - w % self.multiple) % self.multiple,
-               0, (self.multiple - h % self.multiple) % self.multiple)
-        out = self.net(F.pad(image, pad, mode="replicate"),
-                       F.pad(noise_level, pad, mode="replicate"))
-        return out[..., :h, :w]
+        return self.run(torch.cat([image, noise_level], 1))
 
 
 def _metadata(net: RestorationNet, source: str) -> dict[str, str]:
