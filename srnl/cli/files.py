@@ -7,7 +7,6 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich.console import Console
 
-from ..errors import SrnlError
 from .common import (folding_table, Device, Ensemble, Ext, Inputs, JsonSummary, MaxPixels, ModelOpt, Output,
                      Overwrite, Quality, Quiet, Recursive, SkipExisting, Threads, Tile,
                      TileOverlap, command, console, error_text, inference_options, progress, runtime,
@@ -76,15 +75,6 @@ def _summary(results, out: Console) -> None:
     out.print(table)
 
 
-def _size_suffix(scale: float | None, width: int | None, height: int | None,
-                 model_scale: int) -> str:
-    if width and height:
-        return f"_{width}x{height}"
-    if width or height:
-        return f"_{width}w" if width else f"_{height}h"
-    return f"_x{scale:g}" if scale is not None else f"_x{model_scale}"
-
-
 @command()
 def upscale(inputs: Inputs, output: Output = None,
             scale: Annotated[Optional[float], typer.Option(
@@ -108,32 +98,12 @@ def upscale(inputs: Inputs, output: Output = None,
 
     The default models are made for photos as they are, JPEG and noise included; -m x2, x3 or x4
     selects the benchmark-protocol ones (clean bicubic LR)."""
-    from ..api import check_reach, upscale_picture
-    from ..models.registry import model_label, resolve_model
-    from ..sizing import check_request, model_scale_for
+    from ..tasks import upscale_task
 
-    options = inference_options(tile, tile_overlap, self_ensemble)
-    device = runtime(device, threads)
-    check_request(scale, width, height)
-    needed = model_scale_for(scale) if scale is not None else None
-    # Resolved once here when one model serves every image (a missing one fails before any
-    # work); a width or height picks the model per image.
-    net = (resolve_model(model, "sr", None, device) if model is not None else
-           resolve_model(None, "sr", needed, device) if needed else None)
-    if net is not None and scale is not None:
-        check_reach(net, scale)
-
-    def work_for(on_tile):
-        def work(pic):
-            out, ran = upscale_picture(pic, net, scale, width, height, device, options, on_tile)
-            resized = out.size != tuple(s * ran for s in pic.size)
-            name = model_label(model, "sr", ran)
-            return out, name, f"Lanczos to {out.size[0]}x{out.size[1]}" if resized else None
-        return work
-
-    default_suffix = _size_suffix(scale, width, height, net.config.scale if net else 2)
-    _run(inputs, output, suffix if suffix is not None else default_suffix, ext, recursive,
-         work_for, overwrite=overwrite, skip_existing=skip_existing, quality=quality,
+    task = upscale_task(scale, width, height, model, runtime(device, threads),
+                        inference_options(tile, tile_overlap, self_ensemble))
+    _run(inputs, output, suffix if suffix is not None else task.suffix, ext, recursive,
+         task.work_for, overwrite=overwrite, skip_existing=skip_existing, quality=quality,
          max_pixels=max_pixels, quiet=quiet, json_path=json_path)
 
 
@@ -150,23 +120,10 @@ def denoise(inputs: Inputs, output: Output = None,
             device: Device = "auto", threads: Threads = None, quality: Quality = 95,
             max_pixels: MaxPixels = None, quiet: Quiet = False, json_path: JsonSummary = None):
     """Remove noise and JPEG artefacts; the level used for each image is in the summary."""
-    from ..api import denoise_picture
-    from ..degrade import check_sigma
-    from ..models.registry import model_label, resolve_model
+    from ..tasks import denoise_task
 
-    try:
-        fixed = None if sigma == "auto" else check_sigma(float(sigma))
-    except ValueError:
-        raise SrnlError(f"--sigma must be auto or a number, got {sigma!r}") from None
-    options = inference_options(tile, tile_overlap, self_ensemble)
-    net = resolve_model(model, "denoise", 1, runtime(device, threads))
-
-    def work_for(on_tile):
-        def work(pic):
-            out, level = denoise_picture(net, pic, fixed, options, on_tile)
-            return out, model_label(model, "denoise", 1), None if level is None else str(level)
-        return work
-
-    _run(inputs, output, suffix, ext, recursive, work_for, overwrite=overwrite,
+    task = denoise_task(sigma, model, runtime(device, threads),
+                        inference_options(tile, tile_overlap, self_ensemble))
+    _run(inputs, output, suffix, ext, recursive, task.work_for, overwrite=overwrite,
          skip_existing=skip_existing, quality=quality, max_pixels=max_pixels, quiet=quiet,
          json_path=json_path)
