@@ -32,6 +32,16 @@ def keep_freed_memory() -> None:
     _mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
 
 
+def release_freed_memory() -> None:
+    """Hand the memory freed since the last call back to the system (all of glibc's arenas): a
+    long-running server keeps `keep_freed_memory`'s speed within a job and returns to its idle
+    size between jobs."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def exact_memory_accounting() -> None:
     """Make glibc hand every large block back to the system when it is freed. Its default raises
     the mmap threshold after frees and then serves new tensors from memory the process already

@@ -70,3 +70,52 @@ def srnl(capsys, monkeypatch):
         assert "Traceback" not in out + err
         return code, out, err
     return run
+
+
+class Server:
+    """`srnl serve` in a process of its own, on a real socket (any free port)."""
+
+    def __init__(self, tmp_path, *args):
+        import subprocess
+
+        # Its private folder is made under TMPDIR: the tests look into it.
+        self.tmp = tmp_path
+        env = {**__import__("os").environ, "TMPDIR": str(tmp_path)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from srnl.cli import main; main()", "serve", "--port", "0",
+             "--threads", "1", *map(str, args)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        assert line.startswith("srnl serve: http://"), line + self.proc.stderr.read()
+        self.url = line.split()[2].rstrip("/")
+
+    def folders(self) -> list:
+        """What is inside the server's private folder (job folders, spooled uploads)."""
+        roots = list(self.tmp.glob("srnl-serve-*"))
+        return [p for root in roots for p in root.iterdir()]
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+        return kb / 1024
+
+    def stop(self) -> tuple[int, str, str]:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for a module's tests: tiles of 64, small limits, so that tests can reach them
+    with small images."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("httpx")
+    running = Server(tmp_path_factory.mktemp("serve"), "--tile", 64, "--max-pixels", 200_000,
+                     "--max-upload-mb", 1)
+    yield running
+    running.stop()

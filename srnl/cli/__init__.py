@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from ..errors import Interrupted, SrnlError
-from . import files, evaluate, train, info  # noqa: F401,I001  (each registers its commands)
-from .common import app, console, error_text, stdout
+from . import files, evaluate, train, info, serve  # noqa: F401,I001  (each registers its commands)
+from .common import app, console, print_error, stdout
 
 
 def _show_version(value: bool) -> None:
@@ -41,8 +41,7 @@ def main() -> None:
     try:
         app()
     except SrnlError as e:
-        console.print(f"[red]error:[/] {error_text(str(e), e.option)}", soft_wrap=True,
-                      highlight=False)
+        print_error(str(e), e.option)
         sys.exit(2)
     except Interrupted as e:
         console.print(f"[red]interrupted:[/] {e}", highlight=False)

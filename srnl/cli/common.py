@@ -66,6 +66,14 @@ def error_text(message: str, option: str | None = None) -> str:
     return f"--{option.replace('_', '-')}: {message}" if option else message
 
 
+def print_error(message: str, option: str | None = None) -> None:
+    """One line on standard error; brackets in it (a file name, `srnl[web]`) are not markup."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(error_text(message, option))}", soft_wrap=True,
+                  highlight=False)
+
+
 Inputs = Annotated[list[Path], typer.Argument(
     metavar="INPUT", help="Image files and/or folders; - reads one image from standard input.", show_default=False)]
 Output = Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH",

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from .common import (folding_table, Device, Ensemble, Ext, Inputs, JsonSummary, MaxPixels, ModelOpt, Output,
                      Overwrite, Quality, Quiet, Recursive, SkipExisting, Threads, Tile,
-                     TileOverlap, command, console, error_text, inference_options, progress, runtime,
+                     TileOverlap, command, console, inference_options, print_error, progress, runtime,
                      stdout)
 
 
@@ -41,8 +41,7 @@ def _run(inputs: list[Path], output: str | None, suffix: str, ext: str, recursiv
 
         def after(result):
             if result.error:
-                console.print(f"[red]error:[/] {error_text(result.error, result.option)}",
-                              soft_wrap=True, highlight=False)
+                print_error(result.error, result.option)
             bar.advance(files)
 
         report = FileReporter(start, lambda job: bar.update(files, description=job.src.name),
