@@ -86,3 +86,20 @@ def test_a_corrupt_file_shows_one_line_on_the_page(page, tmp_path):
     error.wait_for(state="visible", timeout=60_000)
     text = error.inner_text()
     assert "broken.png" in text and "Traceback" not in text and "/" not in text
+
+
+def test_a_missing_width_is_asked_for_before_anything_is_sent(page, tmp_path):
+    src = tmp_path / "small.png"
+    Image.fromarray(smooth_image(16, 16)).save(src)
+    choose(page, src)
+    cards = page.locator("article.card").count()
+    page.locator("#size").select_option("width")
+    page.get_by_role("button", name="Upscale").click()
+    assert page.locator("#page-error").inner_text() == "enter the width first"
+    assert page.locator("article.card").count() == cards
+    page.locator("#width").fill("40")
+    page.get_by_role("button", name="Upscale").click()
+    card = latest_card(page)
+    card.locator(".download").wait_for(state="visible", timeout=60_000)
+    assert card.locator("img.after").evaluate("img => img.naturalWidth") == 40
+    assert page.locator("#page-error").is_hidden()

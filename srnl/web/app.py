@@ -102,12 +102,11 @@ def _check_model(model: str | None, task: str) -> str | None:
 def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_000_000,
                device: str = "cpu", tile: int | str = "auto", max_waiting: int = 32):
     queue = JobQueue(max_waiting)
-    folders = {}
 
     @asynccontextmanager
     async def lifespan(app):
         previous = tempfile.tempdir
-        root = folders["root"] = Path(tempfile.mkdtemp(prefix="srnl-serve-"))
+        root = app.state.root = Path(tempfile.mkdtemp(prefix="srnl-serve-"))
         # The parser spools large uploads to anonymous temporary files: in this folder too.
         tempfile.tempdir = str(root)
         try:
@@ -146,7 +145,7 @@ def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_
         if job is not None and not JOB_ID.fullmatch(job):
             raise SrnlError("1-64 letters, digits, - or _", option="job")
         options = WriteOptions(quality=quality, max_pixels=max_pixels)
-        folder = Path(tempfile.mkdtemp(dir=folders["root"]))
+        folder = Path(tempfile.mkdtemp(dir=request.app.state.root))
         try:
             suffix = Path(image.filename or "").suffix.lower()
             src = folder / ("input" + (suffix if suffix in IMAGE_SUFFIXES else ""))
@@ -181,6 +180,7 @@ def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_
             release_freed_memory()
 
     inference = lambda ensemble: InferenceOptions(tile, self_ensemble=ensemble)
+
     @app.post("/api/upscale", response_class=Response)
     async def upscale(request: Request, image: Image,
                       scale: Annotated[float | None, Form()] = None,

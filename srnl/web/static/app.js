@@ -133,6 +133,11 @@ function newJobId() {
 }
 
 function start(task) {
+  const size = $("size").value;
+  const missing = task === "upscale" && !Number(size) && !$(size).value ? size
+    : task === "denoise" && $("level").value === "given" && $("sigma").value === "" ? "sigma" : null;
+  if (missing) return showPageError(`enter the ${missing} first`);
+  showPageError("");
   $("results").hidden = false;
   for (const file of chosen) {
     const {fields, label} = requestFields(task, file);
