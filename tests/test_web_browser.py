@@ -45,7 +45,8 @@ def test_upscale_shows_the_full_result_and_downloads_its_bytes(page, server, tmp
     page.get_by_role("button", name="Upscale").click()
     card = latest_card(page)
     card.locator(".download").wait_for(state="visible", timeout=60_000)
-    result = card.locator("img.after")
+    result = card.locator("img")  # the card's only image: the input is the slider's background
+    assert result.count() == 1
     size = result.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert size == [96, 80]
     with page.expect_download() as download:

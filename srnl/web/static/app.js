@@ -120,10 +120,10 @@ function requestFields(task, file) {
     const sigma = $("level").value === "auto" ? "auto" : $("sigma").value;
     fields.append("sigma", sigma);
     fields.append("model", $("dn-model").value);
-    what = sigma === "auto" ? "auto level" : `sigma ${sigma}`;
+    what = sigma === "auto" ? "noise level auto" : `noise sigma ${sigma}`;
   }
   const model = task === "upscale" ? $("sr-model").value : $("dn-model").value;
-  return {fields, label: `${task} ${what}${model ? ` · ${model}` : ""}`};
+  return {fields, label: `${what}${model ? ` · ${model}` : ""}`};
 }
 
 // ---- jobs ----
@@ -262,8 +262,12 @@ async function showResult(card, file, xhr, wall) {
     after.onerror = resolve;
     after.src = url;
   });
-  before.onerror = () => card.classList.add("no-before");
-  before.src = URL.createObjectURL(file);
+  // A background, not an <img>: the result is the card's only image.
+  const input = URL.createObjectURL(file);
+  const probe = new Image();
+  probe.onerror = () => card.classList.add("no-before");  // a format the browser cannot show
+  probe.src = input;
+  before.style.backgroundImage = `url("${input}")`;
 
   const header = (h) => xhr.getResponseHeader(h) || "";
   const note = header("X-Srnl-Note");
