@@ -181,14 +181,21 @@ def test_memory_returns_to_its_idle_level(server):
     assert server.rss_mb() < idle + 50
 
 
-def test_stops_cleanly_and_removes_its_folder(tmp_path):
+def test_stops_cleanly_mid_job_and_removes_its_folder(tmp_path):
     pytest.importorskip("fastapi")
-    running = Server(tmp_path)
-    assert httpx.get(running.url).status_code == 200
+    running = Server(tmp_path, "--tile", 64)
     assert "<input type=\"file\"" in httpx.get(running.url).text
+    job = raw_request(running, "upscale", png_bytes(256, 256), scale=4, self_ensemble="true",
+                      job="long")
+    wait_for(lambda: httpx.get(f"{running.url}/api/progress/long").json().get("done", 0) > 0)
+    started = time.monotonic()
     code, out, err = running.stop()
+    # The job was stopped, not waited for, and its client told why.
+    assert time.monotonic() - started < 10
+    assert job.recv(100).startswith(b"HTTP/1.1 503")
+    job.close()
     assert code == 0, err
-    assert "stopped" in out and "Traceback" not in err
+    assert "stopped" in out and "Traceback" not in err and "ERROR" not in err
     assert list(tmp_path.iterdir()) == []
 
 

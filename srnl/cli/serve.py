@@ -46,14 +46,22 @@ def serve(host: Annotated[str, typer.Option(
         raise SrnlError(f"srnl serve needs the web extra ({', '.join(missing)} missing): "
                         "pip install 'srnl[web]'")
     if max_pixels < 1 or max_upload_mb <= 0:
-        raise SrnlError("the limits must be positive", option="max_pixels")
+        raise SrnlError("--max-pixels and --max-upload-mb must be positive")
     import uvicorn
 
     from ..web.app import create_app
+    from ..web.queue import JobQueue
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # Jobs end first, so that the graceful shutdown has no request to wait for.
+            queue.stop()
+            super().handle_exit(sig, frame)
 
     options = inference_options(tile, 32, False)
+    queue = JobQueue()
     app = create_app(max_pixels, int(max_upload_mb * 1e6), runtime(device, threads),
-                     options.tile)
+                     options.tile, queue)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     if host not in LOCAL_HOSTS:
@@ -61,7 +69,7 @@ def serve(host: Annotated[str, typer.Option(
                       "machine can use it", highlight=False)
     shown = f"[{host}]" if ":" in host else host
     stdout.print(f"srnl serve: http://{shown}:{bound}/ (Ctrl-C to stop)", highlight=False)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    server = Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -100,8 +100,8 @@ def _check_model(model: str | None, task: str) -> str | None:
 
 
 def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_000_000,
-               device: str = "cpu", tile: int | str = "auto", max_waiting: int = 32):
-    queue = JobQueue(max_waiting)
+               device: str = "cpu", tile: int | str = "auto", queue: JobQueue | None = None):
+    queue = queue or JobQueue()
 
     @asynccontextmanager
     async def lifespan(app):

@@ -74,12 +74,14 @@ class JobQueue:
                     raise Cancelled
                 state.running = True
                 self._running = asyncio.ensure_future(asyncio.to_thread(work, state.on_tile))
-                # The turn passes on only once the thread has ended, cancelled or not.
-                return await asyncio.shield(self._running)
+                try:
+                    return await asyncio.shield(self._running)
+                except asyncio.CancelledError:
+                    # The turn passes on only once the thread has ended.
+                    state.cancel.set()
+                    await asyncio.wait([self._running])
+                    raise
         except asyncio.CancelledError:
-            if state.running:
-                state.cancel.set()
-                await asyncio.wait([self._running])
             raise Cancelled from None
         finally:
             watcher.cancel()
@@ -94,10 +96,15 @@ class JobQueue:
         if not state.running:
             job.cancel()  # leaves the queue without ever taking the turn
 
-    async def close(self) -> None:
-        """Stop every job (each running one at its next tile) and wait for the running one."""
+    def stop(self) -> None:
+        """Refuse new jobs and cancel every one (a running one at its next tile); callable from a
+        signal handler, so that a stopping server has no job left to wait for."""
         self._closed = True
-        for state in self._jobs.values():
+        for state in list(self._jobs.values()):
             state.cancel.set()
+
+    async def close(self) -> None:
+        """Stop, and wait for the running job's thread to end."""
+        self.stop()
         if self._running is not None:
             await asyncio.wait([self._running])
