@@ -1,3 +1,4 @@
+import os
 import sys
 
 import numpy as np
@@ -80,7 +81,7 @@ class Server:
 
         # Its private folder is made under TMPDIR: the tests look into it.
         self.tmp = tmp_path
-        env = {**__import__("os").environ, "TMPDIR": str(tmp_path)}
+        env = {**os.environ, "TMPDIR": str(tmp_path)}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from srnl.cli import main; main()", "serve", "--port", "0",
              "--threads", "1", *map(str, args)],

@@ -4,7 +4,6 @@ import socket
 import threading
 import time
 
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -58,10 +58,11 @@ def serve(host: Annotated[str, typer.Option(
             queue.stop()
             super().handle_exit(sig, frame)
 
-    options = inference_options(tile, 32, False)
+    from ..infer import DEFAULT_OVERLAP
+
     queue = JobQueue()
     app = create_app(max_pixels, int(max_upload_mb * 1e6), runtime(device, threads),
-                     options.tile, queue)
+                     inference_options(tile, DEFAULT_OVERLAP, False), queue)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     if host not in LOCAL_HOSTS:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,6 @@ from ..files import Result, WriteOptions, plan_jobs, run_job
 from ..imageio import IMAGE_SUFFIXES
 from ..infer import InferenceOptions
 from ..models.registry import DEFAULTS, PRETRAINED
-from ..runtime import release_freed_memory
 from ..tasks import Task, denoise_task, upscale_task
 from .queue import Cancelled, JobQueue, QueueFull
 
@@ -100,7 +100,8 @@ def _check_model(model: str | None, task: str) -> str | None:
 
 
 def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_000_000,
-               device: str = "cpu", tile: int | str = "auto", queue: JobQueue | None = None):
+               device: str = "cpu", options: InferenceOptions = InferenceOptions(),
+               queue: JobQueue | None = None):
     queue = queue or JobQueue()
 
     @asynccontextmanager
@@ -144,7 +145,7 @@ def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_
                       ext: str, quality: int) -> Response:
         if job is not None and not JOB_ID.fullmatch(job):
             raise SrnlError("1-64 letters, digits, - or _", option="job")
-        options = WriteOptions(quality=quality, max_pixels=max_pixels)
+        writing = WriteOptions(quality=quality, max_pixels=max_pixels)
         folder = Path(tempfile.mkdtemp(dir=request.app.state.root))
         try:
             suffix = Path(image.filename or "").suffix.lower()
@@ -156,7 +157,7 @@ def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_
             try:
                 result = await queue.run(job or uuid.uuid4().hex,
                                          lambda on_tile: run_job(planned, task.work_for(on_tile),
-                                                                 options),
+                                                                 writing),
                                          request.is_disconnected)
             except Cancelled:
                 return error(503, "cancelled: the server is stopping or the client went away")
@@ -177,9 +178,8 @@ def create_app(max_pixels: int | None = 16_000_000, max_upload_bytes: int = 100_
                 "X-Srnl-Output-Size": "x".join(map(str, result.out_size))})
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-            release_freed_memory()
 
-    inference = lambda ensemble: InferenceOptions(tile, self_ensemble=ensemble)
+    inference = lambda ensemble: replace(options, self_ensemble=ensemble)
 
     @app.post("/api/upscale", response_class=Response)
     async def upscale(request: Request, image: Image,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import SrnlError
+from ..runtime import release_freed_memory
 
 T = TypeVar("T")
 POLL_SECONDS = 0.25
@@ -87,6 +88,9 @@ class JobQueue:
             watcher.cancel()
             self._order.remove(job_id)
             del self._jobs[job_id]
+            if not self._order:
+                # Idle: the memory the jobs freed goes back (not between jobs, which reuse it).
+                release_freed_memory()
 
     async def _watch(self, state: JobState, gone: Callable[[], Awaitable[bool]],
                      job: asyncio.Task) -> None:

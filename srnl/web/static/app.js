@@ -109,20 +109,21 @@ function requestFields(task, file) {
   // A result the browser cannot show would leave the page with nothing to look at.
   fields.append("ext", ext === "same" && BROWSER_CANNOT_SHOW.test(file.name) ? "png" : ext);
   if ($("ensemble").checked) fields.append("self_ensemble", "true");
-  let what;
+  let what, model;
   if (task === "upscale") {
     const size = $("size").value;
     const value = Number(size) || $(size).value;
     fields.append(Number(size) || size === "factor" ? "scale" : size, value);
     what = Number(size) ? `x${size}` : size === "factor" ? `x${value}` : `${size} ${value}`;
-    if ($("sr-model").value) fields.append("model", $("sr-model").value);
+    model = $("sr-model").value;
+    if (model) fields.append("model", model);
   } else {
     const sigma = $("level").value === "auto" ? "auto" : $("sigma").value;
     fields.append("sigma", sigma);
-    fields.append("model", $("dn-model").value);
+    model = $("dn-model").value;
+    fields.append("model", model);
     what = sigma === "auto" ? "noise level auto" : `noise sigma ${sigma}`;
   }
-  const model = task === "upscale" ? $("sr-model").value : $("dn-model").value;
   return {fields, label: `${what}${model ? ` · ${model}` : ""}`};
 }
 
