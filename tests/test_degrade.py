@@ -232,8 +232,25 @@ def test_aliased_downscales_take_pixels_without_a_prefilter():
     torch_default = F.interpolate(torch.from_numpy(img).permute(2, 0, 1)[None].float(),
                                   size=(16, 12), mode="bilinear", align_corners=False)
     assert (linear == np.clip(np.rint(torch_default[0].permute(1, 2, 0).numpy()), 0, 255)).all()
+    pillow = np.asarray(Image.fromarray(img).resize((12, 16), Image.NEAREST))
+    assert (apply_plan(named_plan("nearest-centre", (48, 64), 4, 0), img) == pillow).all()
     # In training the phase is drawn: the chain's nearest picks other pixels too.
     d = Degradation(resize=("nearest",))
     picks = {apply_plan(draw_plan(d, (48, 64), 4, np.random.default_rng(s)), img).tobytes()
              for s in range(8)}
     assert len(picks) > 1
+
+
+def test_aliased_draws_take_the_tools_phase_as_often_as_asked():
+    img = (np.random.default_rng(0).random((64, 48, 3)) * 255).astype(np.uint8)
+
+    def share_at_first_pixel(tool_phase_prob):
+        d = Degradation(resize=("nearest",), tool_phase_prob=tool_phase_prob)
+        lrs = [apply_plan(draw_plan(d, (48, 64), 4, np.random.default_rng(s)), img)
+               for s in range(200)]
+        return np.mean([(lr == img[::4, ::4]).all() for lr in lrs])
+
+    # At random phases 1 draw in 16 lands on the first pixel of both axes.
+    assert share_at_first_pixel(0.0) < 0.15
+    assert 0.6 < share_at_first_pixel(0.7) < 0.85
+    assert share_at_first_pixel(1.0) == 1.0

@@ -74,7 +74,10 @@ def evaluate(
         "--degradation", "-d",
         help="Make the inputs with these seeded degradations instead of the protocol's, "
              "comma-separated: bicubic, jpegQ, noiseS, blurS (S in LR pixels), joined by + "
-             "(blur0.5+jpeg75), or a preset (photo, camera, poisson-gauss).",
+             "(blur0.5+jpeg75); nearest (every n-th pixel from the first, as numpy, OpenCV "
+             "and torch take it), nearest-centre (Pillow's), bilinear-aliased (OpenCV's and "
+             "torch's) in place of the bicubic downscale; or a preset (photo, camera, "
+             "poisson-gauss).",
         show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(
         help="Only the first N images of each set.")] = None,

@@ -97,10 +97,23 @@ class Subsample:
         return to_uint8(out)
 
 
-def resampler(size: tuple[int, int], method: str, rng: np.random.Generator):
-    """The stage that shrinks to `size` by `method`; an aliased one at a random sampling phase."""
+# Aliased downscales at the sampling phase the common tools use, also evaluation classes in place of
+# the protocol's bicubic downscale. "nearest" takes every n-th pixel from the first (numpy slicing,
+# OpenCV, torch); "nearest-centre" the pixel at each block's centre (Pillow's NEAREST);
+# "bilinear-aliased" the bilinear mix at each output pixel's centre (OpenCV's and torch's default).
+ALIASED_CLASSES = {"nearest": Subsample,
+                   "nearest-centre": partial(Subsample, offset=(0.5, 0.5)),
+                   "bilinear-aliased": partial(Subsample, offset=(0.5, 0.5), linear=True)}
+
+
+def resampler(size: tuple[int, int], method: str, rng: np.random.Generator,
+              tool_phase_prob: float = 0.0):
+    """The stage that shrinks to `size` by `method`; an aliased one at the sampling phase of the
+    common tools (the evaluation class of that name) with `tool_phase_prob`, else at a random one."""
     if method in RESAMPLING:
         return Resize(size, method)
+    if tool_phase_prob and rng.random() < tool_phase_prob:
+        return ALIASED_CLASSES[method](size)
     return Subsample(size, (float(rng.random()), float(rng.random())), method != "nearest")
 
 
@@ -215,8 +228,8 @@ def draw_plan(d: Degradation, hr_size: tuple[int, int], scale: int,
     if rng.random() < d.jitter_prob:
         f = rng.uniform(*d.jitter)
         size = (max(1, round(lr_size[0] * f)), max(1, round(lr_size[1] * f)))
-        plan.append(resampler(size, method(), rng))
-    plan.append(resampler(lr_size, method(), rng))
+        plan.append(resampler(size, method(), rng, d.tool_phase_prob))
+    plan.append(resampler(lr_size, method(), rng, d.tool_phase_prob))
     plan += _draw_noise_and_file(d, rng)
     if rng.random() < d.second_prob:
         if rng.random() < d.blur_prob:
@@ -242,11 +255,6 @@ def degrade(hr: np.ndarray, scale: int, d: Degradation, rng: np.random.Generator
 
 
 _SIMPLE = re.compile(r"(jpeg|noise|blur)(\d+(?:\.\d+)?)$")
-# Evaluation classes that replace the protocol's bicubic downscale by an aliased one.
-# "nearest" takes every n-th pixel from the first; "bilinear-aliased" samples where OpenCV's and
-# torch's default bilinear do, each output pixel's centre.
-_ALIASED_CLASSES = {"nearest": Subsample,
-                    "bilinear-aliased": partial(Subsample, offset=(0.5, 0.5), linear=True)}
 
 
 def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Plan:
@@ -254,9 +262,8 @@ def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Pl
     scale 1 the image itself), `jpegQ` (the LR saved as JPEG of
     quality Q), `noiseS` (8-bit Gaussian noise of std S on the LR), `blurS` (a Gaussian of S LR
     pixels on the HR before the downscale), several joined by `+` (e.g. `blur0.5+noise5+jpeg75`,
-    applied in that order), `nearest` or `bilinear-aliased` in place of the bicubic downscale
-    (every `scale`-th pixel from the first, or the bilinear mix of the neighbours of each output
-    pixel's centre, no prefilter), or a preset name, drawn with `seed`."""
+    applied in that order), one of `ALIASED_CLASSES` in place of the bicubic downscale, or a
+    preset name, drawn with `seed`."""
     if spec in presets():
         return draw_plan(load_preset(spec), hr_size, scale, np.random.default_rng(seed))
     lr_size = (hr_size[0] // scale, hr_size[1] // scale)
@@ -264,8 +271,8 @@ def named_plan(spec: str, hr_size: tuple[int, int], scale: int, seed: int) -> Pl
     after: Plan = []
     shrink: Stage = Resize(lr_size, "bicubic")
     for kind, value in _simple_parts(spec):
-        if kind in _ALIASED_CLASSES:
-            shrink = _ALIASED_CLASSES[kind](lr_size)
+        if kind in ALIASED_CLASSES:
+            shrink = ALIASED_CLASSES[kind](lr_size)
         if kind == "blur" and value > 0:
             before.append(Blur(blur_kernel(value * scale, value * scale)))
         elif kind == "noise":
@@ -282,13 +289,13 @@ def _simple_parts(spec: str) -> list[tuple[str, float]]:
     for part in spec.split("+"):
         if part in ("bicubic", "clean"):
             continue
-        if part in _ALIASED_CLASSES:
+        if part in ALIASED_CLASSES:
             parts.append((part, 0.0))
             continue
         m = _SIMPLE.match(part)
         if not m:
-            raise SrnlError(f"unknown degradation {spec!r}: use bicubic, nearest, bilinear-aliased, "
-                            f"jpegQ, noiseS, blurS "
+            raise SrnlError(f"unknown degradation {spec!r}: use bicubic, "
+                            f"{', '.join(ALIASED_CLASSES)}, jpegQ, noiseS, blurS "
                             f"(joined by +) or a preset ({', '.join(preset_names())})")
         kind, value = m.group(1), float(m.group(2))
         if kind == "jpeg" and not 1 <= value <= 100:

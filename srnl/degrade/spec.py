@@ -36,6 +36,10 @@ class Degradation:
     blur_beta: Range = (1.0, 1.0)    # generalised-Gaussian exponent (1: Gaussian)
     blur_plateau_prob: float = 0.0   # plateau kernel 1 / (1 + r^(2 beta)) instead
     resize: tuple[str, ...] = ("bicubic",)
+    # An aliased draw samples where numpy slicing, OpenCV and torch do with this probability, else
+    # at a random phase: no model can tell the phase from the image, and at random phases alone it
+    # learns to blur.
+    tool_phase_prob: float = 0.0
     jitter_prob: float = 0.0         # resample through an intermediate size first
     jitter: Range = (0.8, 1.25)      # that size relative to the LR
     noise_prob: float = 0.0          # white Gaussian noise
