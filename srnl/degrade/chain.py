@@ -112,6 +112,7 @@ def resampler(size: tuple[int, int], method: str, rng: np.random.Generator,
     common tools (the evaluation class of that name) with `tool_phase_prob`, else at a random one."""
     if method in RESAMPLING:
         return Resize(size, method)
+    # Drawn only where enabled, so recipes without it (photo-x2-8, photo-x4-4) keep their draws.
     if tool_phase_prob and rng.random() < tool_phase_prob:
         return ALIASED_CLASSES[method](size)
     return Subsample(size, (float(rng.random()), float(rng.random())), method != "nearest")
