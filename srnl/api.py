@@ -17,7 +17,7 @@ from .errors import SrnlError
 from .infer import (DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, InferenceOptions, level_map,
                     restore_image)
 from .models.network import RestorationNet
-from .models.registry import ModelLike, resolve_model
+from .models.registry import ModelLike, default_model, for_input, resolve_model
 from .sizing import model_scale_for, resize_picture, target_size
 
 ImageLike = Union[Image.Image, np.ndarray]
@@ -43,20 +43,25 @@ def restore_picture(net: RestorationNet, pic: Picture, sigma: float | None = Non
 def upscale_picture(pic: Picture, model: ModelLike = None, scale: float | None = None,
                     width: int | None = None, height: int | None = None, device: str = "cpu",
                     options: InferenceOptions = InferenceOptions(),
-                    on_tile: Callable[[int, int], None] | None = None) -> tuple[Picture, int]:
-    """(the picture upscaled, the model scale that ran): by `scale` (any factor up to 4; None: the
-    model's own, else 2) or to `width`/`height`, through the smallest model scale that reaches it
-    and a Lanczos downscale to the exact size. A given model serves any factor up to its scale."""
+                    on_tile: Callable[[int, int], None] | None = None
+                    ) -> tuple[Picture, int, ModelLike]:
+    """(the picture upscaled, the model scale that ran, the model that ran): by `scale` (any
+    factor up to 4; None: the model's own, else 2) or to `width`/`height`, through the smallest
+    model scale that reaches it and a Lanczos downscale to the exact size. A given model serves
+    any factor up to its scale. A shipped model hands an aliased-looking picture to its model for
+    aliased input (`registry.for_input`)."""
     if model is not None and scale is None and not (width or height):
+        model = for_input(model, pic.rgb)
         net = resolve_model(model, "sr", None, device)
-        return restore_picture(net, pic, None, options, on_tile), net.config.scale
+        return restore_picture(net, pic, None, options, on_tile), net.config.scale, model
     size, factor = target_size(pic.size, scale, width, height)
     option = "width" if width else "height" if height else "scale"
     needed = model_scale_for(factor, option)
-    net = resolve_model(model, "sr", needed if model is None else None, device)
+    model = for_input(default_model("sr", needed) if model is None else model, pic.rgb)
+    net = resolve_model(model, "sr", None, device)
     check_reach(net, factor, option)
     return (resize_picture(restore_picture(net, pic, None, options, on_tile), size),
-            net.config.scale)
+            net.config.scale, model)
 
 
 def check_reach(net: RestorationNet, factor: float, option: str = "scale") -> None:
@@ -156,7 +161,7 @@ def upscale(image: ImageLike, scale: float | None = None, model: ModelLike = Non
     Safe to call from several threads.
     """
     options = InferenceOptions(tile, tile_overlap, self_ensemble, memory_budget)
-    out, _ = upscale_picture(_picture(image), model, scale, width, height, device, options,
+    out, _, _ = upscale_picture(_picture(image), model, scale, width, height, device, options,
                              on_tile)
     return _like(out, image)
 

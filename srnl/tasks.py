@@ -47,9 +47,10 @@ def upscale_task(scale: float | None = None, width: int | None = None,
 
     def work_for(on_tile):
         def work(pic):
-            out, ran = upscale_picture(pic, net, scale, width, height, device, options, on_tile)
+            out, ran, ran_model = upscale_picture(pic, model, scale, width, height, device,
+                                                  options, on_tile)
             resized = out.size != tuple(s * ran for s in pic.size)
-            name = model_label(model, "sr", ran)
+            name = model_label(ran_model, "sr", ran)
             return out, name, f"Lanczos to {out.size[0]}x{out.size[1]}" if resized else None
         return work
 

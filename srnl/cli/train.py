@@ -181,6 +181,37 @@ def export(checkpoint: Annotated[str, typer.Argument(
     stdout.print(f"wrote {output} (step {meta.get('steps', '?')})")
 
 
+@command(name="train-detector")
+def train_detector(
+    data: Annotated[list[str], typer.Argument(
+        metavar="DATA...", help="Training image folders or .txt lists.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
+                                         help="The detector file to write.")],
+    patches: Annotated[int, typer.Option(help="Training patches, made once.")] = 24000,
+    epochs: Annotated[int, typer.Option(help="Passes over the patches.")] = 6,
+    threads: Annotated[Optional[int], typer.Option(show_default=False,
+                                                   help="CPU threads.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite",
+                                            help="Replace an existing file.")] = False):
+    """Train the detector that sends aliased input (every n-th pixel, bilinear without
+    prefilter) to a shipped upscaler's model for it; the shipped one is srnl/models/weights/
+    aliasing.pt, made by this command on the recipes' training data."""
+    import torch
+
+    from ..atomic import check_writable_file
+    from ..train.detector import train_detector as run
+
+    if patches < 100 or epochs < 1:
+        raise SrnlError("needs at least 100 patches and 1 epoch", option="patches")
+    check_writable_file(output, overwrite)
+    if threads:
+        torch.set_num_threads(threads)
+    meta = run(data, output, patches, epochs=epochs,
+               on_epoch=lambda e, acc: console.print(f"epoch {e}/{epochs}: held-out patches "
+                                                     f"{acc:.1%} right"))
+    stdout.print(f"wrote {output} ({meta['patches']} patches, accuracy {meta['val_accuracy']:.1%})")
+
+
 @command()
 def retrain(
     output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR",

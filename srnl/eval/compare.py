@@ -215,10 +215,10 @@ def comparison(model: str | None = None, *, scale: int | None = None, sigma: flo
     if scale is not None:
         resolve_model(net, "sr", scale, device)  # refuses a denoiser or another scale
     if net.config.task == "sr":
-        return Method(model, net), Setting("sr", net.config.scale, degradation=degradation)
+        return Method(model, net, device), Setting("sr", net.config.scale, degradation=degradation)
     if sigma is None and reference and degradation is None:
         sigma = 25.0  # the protocol's noise needs a level; -d makes other inputs, told nothing
-    return Method(model, net), Setting("denoise", 1, sigma, degradation=degradation)
+    return Method(model, net, device), Setting("denoise", 1, sigma, degradation=degradation)
 
 
 def panel_path(image: Path, output: Path | None, overwrite: bool) -> Path:

@@ -14,7 +14,7 @@ from ..degrade import bicubic_resize, estimate_noise
 from ..infer import InferenceOptions, restore_image
 from ..metrics import quantise, rgb_scores, sr_scores
 from ..models.network import RestorationNet
-from ..models.registry import shared_model
+from ..models.registry import for_input, shared_model
 from .protocol import Setting, noisy_version
 
 
@@ -75,6 +75,7 @@ class Method:
     """A restorer: a classical baseline (`net` None) or a network, named as the user gave it."""
     name: str
     net: RestorationNet | None = None
+    device: str = "cpu"
 
     @property
     def task(self) -> str:
@@ -89,11 +90,14 @@ class Method:
         """The restored image in [0, 255]: uint8, except `noisy`, which is the float input."""
         if self.net is None:
             return BASELINES[self.name].run(degraded, setting)
-        sigma = None
-        if setting.task == "denoise":
-            sigma = setting.sigma
-            if sigma is None and not self.net.config.blind:
-                sigma = estimate_noise(degraded)
+        if setting.task == "sr":
+            # As `srnl upscale` does: a shipped model may hand the input to another one.
+            routed = for_input(self.name, np.asarray(degraded, np.float32) / 255.0)
+            net = self.net if routed == self.name else shared_model(routed, self.device)
+            return run_network(net, degraded, None, options)
+        sigma = setting.sigma
+        if sigma is None and not self.net.config.blind:
+            sigma = estimate_noise(degraded)
         return run_network(self.net, degraded, sigma, options)
 
 
@@ -101,4 +105,4 @@ def load_method(name: str, device: str = "cpu") -> Method:
     """A baseline name, a shipped model name or a checkpoint file."""
     if name in BASELINES:
         return Method(name)
-    return Method(name, shared_model(name, device))
+    return Method(name, shared_model(name, device), device)

@@ -19,16 +19,18 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
         torch.save({"format": FORMAT, **payload}, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
+def load_checkpoint(path: str | os.PathLike, format: str = FORMAT,
+                    kind: str = "model file") -> dict:
+    """A file of srnl's `format` (a plain dict, read as weights only); `kind` names it in errors."""
     path = Path(path)
     if not path.is_file():
-        raise SrnlError(f"{path}: no such model file")
+        raise SrnlError(f"{path}: no such {kind}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a damaged file
-        raise SrnlError(f"{path}: not a readable model file ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise SrnlError(f"{path}: not an srnl model file")
+        raise SrnlError(f"{path}: not a readable {kind} ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != format:
+        raise SrnlError(f"{path}: not an srnl {kind}")
     return ckpt
 
 

@@ -28,6 +28,8 @@ class Pretrained:
     # The training recipes (srnl/recipes) that made it, in order, each phase starting from the
     # weights the one before ended with: `srnl train --recipe NAME` runs them all.
     phases: tuple[str, ...] = ()
+    # The shipped model that runs instead where the input looks aliased (models/aliasing.py).
+    aliased: str | None = None
 
     @property
     def path(self) -> Path:
@@ -36,14 +38,20 @@ class Pretrained:
 
 BENCHMARK = "the benchmark protocol (clean bicubic LR), for comparing with papers"
 PHOTOS = "photos as they are: JPEG, noise, blur, any resampling (the default)"
+ALIASED = ("photos shrunk without a prefilter (every n-th pixel, bilinear between two pixels); "
+           "photo-x{0} runs it by itself where the input looks so")
 PRETRAINED = {p.name: p for p in [
     Pretrained("photo-x2", "sr", 2, "photo-x2.pt", PHOTOS,
-               tuple(f"photo-x2-{k}" for k in range(1, 8))),
+               tuple(f"photo-x2-{k}" for k in range(1, 8)), aliased="photo-x2-aliased"),
+    Pretrained("photo-x2-aliased", "sr", 2, "photo-x2-aliased.pt", ALIASED.format(2),
+               (*(f"photo-x2-{k}" for k in range(1, 8)), "photo-x2-9", "photo-x2-aliased-1")),
     Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK, ("x2",)),
     Pretrained("photo-x3", "sr", 3, "photo-x3.pt", PHOTOS, ("photo-x3",)),
     Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK, ("x3",)),
     Pretrained("photo-x4", "sr", 4, "photo-x4.pt", PHOTOS,
-               tuple(f"photo-x4-{k}" for k in range(1, 4))),
+               tuple(f"photo-x4-{k}" for k in range(1, 4)), aliased="photo-x4-aliased"),
+    Pretrained("photo-x4-aliased", "sr", 4, "photo-x4-aliased.pt", ALIASED.format(4),
+               (*(f"photo-x4-{k}" for k in range(1, 4)), "photo-x4-5", "photo-x4-aliased-1")),
     Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK, ("x4",)),
     Pretrained("denoise", "denoise", 1, "denoise.pt",
                "blind: camera noise, JPEG artefacts and white noise, the level estimated per "
@@ -84,6 +92,18 @@ def resolve_model(model: ModelLike, task: str, scale: int | None, device: str) -
     if task == "sr" and scale is not None and net.config.scale != scale:
         raise SrnlError(f"model upscales x{net.config.scale}, but x{scale} was asked for")
     return net
+
+
+def for_input(model: ModelLike, rgb) -> ModelLike:
+    """What runs on the picture `rgb` ((H, W, 3) in [0, 1]) when `model` is asked for: a shipped
+    model's own model for aliased input where it has one and the picture looks aliased; else
+    `model` itself (files and loaded networks are never swapped)."""
+    spec = PRETRAINED.get(model) if isinstance(model, str) else None
+    if spec is None or spec.aliased is None:
+        return model
+    from .aliasing import looks_aliased
+
+    return spec.aliased if looks_aliased(rgb) else model
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
