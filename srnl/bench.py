@@ -24,6 +24,7 @@ from PIL import Image
 
 from .api import upscale, denoise
 from .infer import InferenceOptions, tile_spans
+from .models.aliasing import aliasing_logit
 from .models.attention import NonLocalAttention
 from .models.catalog import count_flops
 from .models.config import ModelConfig
@@ -303,6 +304,11 @@ def bench_mechanisms(name: str, side: int, repeats: int) -> list[dict]:
     ours = median_seconds(build_case(("model", name, side, side)), repeats)
     rows.append(row("default glibc allocator (whole upscale call)", default, ours))
     rows.append(row("srnl allocator setting (whole upscale call)", ours))
+    if PRETRAINED.get(name) and PRETRAINED[name].aliased:
+        # Runs before the network when the model is asked for by name; its share of all on.
+        rgb = _image(side, side).astype(np.float32) / 255
+        rows.append(row("aliasing detector alone (runs first when named)",
+                        median_seconds(lambda: aliasing_logit(rgb), repeats), all_on))
     return rows
 
 
