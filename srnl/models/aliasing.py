@@ -46,7 +46,8 @@ class AliasingDetector(nn.Module):
 
     def energies(self, x: Tensor) -> Tensor:
         """x: (B, 3, H, W) in [0, 1] -> (B, features): each feature's mean square."""
-        # Brightness would swamp the energies: only what differs from the 3x3 mean is read.
+        # Brightness would swamp the energies: only what differs from the 3x3 mean is read,
+        # scaled up from its few hundredths so that fresh convs start near unit energies.
         local_mean = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return self.features((x - local_mean) * 10).square().mean((2, 3))
 
