@@ -38,20 +38,23 @@ class Pretrained:
 
 BENCHMARK = "the benchmark protocol (clean bicubic LR), for comparing with papers"
 PHOTOS = "photos as they are: JPEG, noise, blur, any resampling (the default)"
-ALIASED = ("photos shrunk without a prefilter (every n-th pixel, bilinear between two pixels); "
-           "photo-x{0} runs it by itself where the input looks so")
+ALIASED_ABOUT = ("photos shrunk without a prefilter (every n-th pixel, bilinear between two "
+                 "pixels); photo-x{0} runs it by itself where the input looks so")
+PHOTO_X2_PHASES = tuple(f"photo-x2-{k}" for k in range(1, 8))
+PHOTO_X4_PHASES = tuple(f"photo-x4-{k}" for k in range(1, 4))
 PRETRAINED = {p.name: p for p in [
-    Pretrained("photo-x2", "sr", 2, "photo-x2.pt", PHOTOS,
-               tuple(f"photo-x2-{k}" for k in range(1, 8)), aliased="photo-x2-aliased"),
-    Pretrained("photo-x2-aliased", "sr", 2, "photo-x2-aliased.pt", ALIASED.format(2),
-               (*(f"photo-x2-{k}" for k in range(1, 8)), "photo-x2-9", "photo-x2-aliased-1")),
+    Pretrained("photo-x2", "sr", 2, "photo-x2.pt", PHOTOS, PHOTO_X2_PHASES,
+               aliased="photo-x2-aliased"),
+    # Each continues its photo model's phases (models/aliasing.py says why two networks).
+    Pretrained("photo-x2-aliased", "sr", 2, "photo-x2-aliased.pt", ALIASED_ABOUT.format(2),
+               (*PHOTO_X2_PHASES, "photo-x2-9", "photo-x2-aliased-1")),
     Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK, ("x2",)),
     Pretrained("photo-x3", "sr", 3, "photo-x3.pt", PHOTOS, ("photo-x3",)),
     Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK, ("x3",)),
-    Pretrained("photo-x4", "sr", 4, "photo-x4.pt", PHOTOS,
-               tuple(f"photo-x4-{k}" for k in range(1, 4)), aliased="photo-x4-aliased"),
-    Pretrained("photo-x4-aliased", "sr", 4, "photo-x4-aliased.pt", ALIASED.format(4),
-               (*(f"photo-x4-{k}" for k in range(1, 4)), "photo-x4-5", "photo-x4-aliased-1")),
+    Pretrained("photo-x4", "sr", 4, "photo-x4.pt", PHOTOS, PHOTO_X4_PHASES,
+               aliased="photo-x4-aliased"),
+    Pretrained("photo-x4-aliased", "sr", 4, "photo-x4-aliased.pt", ALIASED_ABOUT.format(4),
+               (*PHOTO_X4_PHASES, "photo-x4-5", "photo-x4-aliased-1")),
     Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK, ("x4",)),
     Pretrained("denoise", "denoise", 1, "denoise.pt",
                "blind: camera noise, JPEG artefacts and white noise, the level estimated per "
