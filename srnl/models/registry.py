@@ -54,7 +54,7 @@ PRETRAINED = {p.name: p for p in [
     Pretrained("photo-x4", "sr", 4, "photo-x4.pt", PHOTOS, PHOTO_X4_PHASES,
                aliased="photo-x4-aliased"),
     Pretrained("photo-x4-aliased", "sr", 4, "photo-x4-aliased.pt", ALIASED_ABOUT.format(4),
-               (*PHOTO_X4_PHASES, "photo-x4-5", "photo-x4-aliased-1")),
+               (*PHOTO_X4_PHASES, "photo-x4-5", "photo-x4-aliased-1", "photo-x4-aliased-3")),
     Pretrained("x4", "sr", 4, "x4.pt", BENCHMARK, ("x4",)),
     Pretrained("denoise", "denoise", 1, "denoise.pt",
                "blind: camera noise, JPEG artefacts and white noise, the level estimated per "
