@@ -37,6 +37,14 @@ def test_a_picture_within_one_tile_is_read_as_the_network_reads_it():
     assert aliasing_logit(rgb, det) == pytest.approx(float(expected), abs=1e-5)
 
 
+def test_an_8_bit_picture_reads_as_its_float_twin():
+    torch.manual_seed(0)
+    det = AliasingDetector(DetectorConfig(features=4)).eval().requires_grad_(False)
+    rgb = sample()[::2, ::2]
+    assert aliasing_logit(rgb, det) == aliasing_logit(rgb.astype(np.float32) / 255, det)
+    assert aliasing_logit(rgb, det) != aliasing_logit(rgb.astype(np.float32), det)
+
+
 def test_a_large_picture_is_read_from_a_bounded_number_of_tiles(monkeypatch):
     seen = []
     det = AliasingDetector(DetectorConfig(features=4)).eval()

@@ -92,7 +92,7 @@ class Method:
             return BASELINES[self.name].run(degraded, setting)
         if setting.task == "sr":
             # As `srnl upscale` does: a shipped model may hand the input to another one.
-            routed = for_input(self.name, np.asarray(degraded, np.float32) / 255.0)
+            routed = for_input(self.name, degraded)
             net = self.net if routed == self.name else shared_model(routed, self.device)
             return run_network(net, degraded, None, options)
         sigma = setting.sigma

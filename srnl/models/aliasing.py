@@ -87,15 +87,18 @@ def tile_origins(n: int, tile: int, count: int) -> list[int]:
 
 @torch.inference_mode()
 def aliasing_logit(rgb: np.ndarray, detector: AliasingDetector | None = None) -> float:
-    """(H, W, 3) float in [0, 1] -> the detector's logit that the picture is aliased, read from
-    at most TILES tiles of TILE pixels spread over it."""
+    """(H, W, 3) float in [0, 1] or uint8 -> the detector's logit that the picture is aliased,
+    read from at most TILES tiles of TILE pixels spread over it."""
     detector = detector or shipped_detector()
+    # An 8-bit picture is turned to floats tile by tile, not copied whole for the few it reads.
+    levels = 255 if rgb.dtype == np.uint8 else 1
     h, w = rgb.shape[:2]
     per_side = int(TILES ** 0.5)
     total, pixels = 0.0, 0
     for y in tile_origins(h, TILE, per_side):
         for x in tile_origins(w, TILE, per_side):
             tile = torch.from_numpy(np.ascontiguousarray(rgb[y:y + TILE, x:x + TILE], np.float32))
+            tile = tile / levels
             area = tile.shape[0] * tile.shape[1]
             total = total + detector.energies(tile.permute(2, 0, 1)[None])[0] * area
             pixels += area
