@@ -47,7 +47,8 @@ PRETRAINED = {p.name: p for p in [
                aliased="photo-x2-aliased"),
     # Each continues its photo model's phases (models/aliasing.py says why two networks).
     Pretrained("photo-x2-aliased", "sr", 2, "photo-x2-aliased.pt", ALIASED_ABOUT.format(2),
-               (*PHOTO_X2_PHASES, "photo-x2-9", "photo-x2-aliased-1", "photo-x2-aliased-2")),
+               (*PHOTO_X2_PHASES, "photo-x2-9", "photo-x2-aliased-1", "photo-x2-aliased-2",
+                "photo-x2-aliased-3")),
     Pretrained("x2", "sr", 2, "x2.pt", BENCHMARK, ("x2",)),
     Pretrained("photo-x3", "sr", 3, "photo-x3.pt", PHOTOS, ("photo-x3",)),
     Pretrained("x3", "sr", 3, "x3.pt", BENCHMARK, ("x3",)),
