@@ -97,6 +97,13 @@ def test_train_detector_writes_a_detector_that_loads(srnl, tmp_path):
     assert code != 0 and "exists" in err and "--overwrite" in err
 
 
+@pytest.mark.parametrize("flag, value", [("--patches", 99), ("--epochs", 0)])
+def test_train_detector_names_the_bad_option(srnl, tmp_path, flag, value):
+    code, _, err = srnl("train-detector", tmp_path, "-o", tmp_path / "det.pt", flag, value)
+    assert code != 0 and err.startswith(f"error: {flag}:") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "det.pt").exists()
+
+
 def test_upscale_names_the_model_that_ran_on_each_picture(srnl, tmp_path):
     Image.fromarray(np.ascontiguousarray(sample()[::2, ::2])).save(tmp_path / "thumb.png")
     Image.fromarray(sample(256)).save(tmp_path / "smooth.png")

@@ -201,8 +201,10 @@ def train_detector(
     from ..atomic import check_writable_file
     from ..train.detector import train_detector as run
 
-    if patches < 100 or epochs < 1:
-        raise SrnlError("needs at least 100 patches and 1 epoch", option="patches")
+    if patches < 100:
+        raise SrnlError("needs at least 100 patches", option="patches")
+    if epochs < 1:
+        raise SrnlError("needs at least 1 epoch", option="epochs")
     check_writable_file(output, overwrite)
     if threads:
         torch.set_num_threads(threads)
