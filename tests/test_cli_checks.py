@@ -206,7 +206,11 @@ def slow_save(self, fp, *args, **kwargs):
     with open(fp, "wb") as f:
         f.write(b"partial")
     print("writing", file=sys.stderr, flush=True)
-    time.sleep(60)
+    # Short sleeps, as a real encoder returns to Python: a process-wide SIGTERM may land on another
+    # thread (progress bar, torch), and Python then runs the handler only when the main thread
+    # next runs Python code, which one long sleep would put off for its whole length.
+    for _ in range(600):
+        time.sleep(0.1)
 
 Image.Image.save = slow_save
 sys.argv[0] = "srnl"
