@@ -99,9 +99,9 @@ def resolve_model(model: ModelLike, task: str, scale: int | None, device: str) -
 
 
 def for_input(model: ModelLike, rgb) -> ModelLike:
-    """What runs on the picture `rgb` ((H, W, 3) in [0, 1], or uint8) when `model` is asked for: a shipped
-    model's own model for aliased input where it has one and the picture looks aliased; else
-    `model` itself (files and loaded networks are never swapped)."""
+    """What runs on the picture `rgb` ((H, W, 3) in [0, 1], or uint8) when `model` is asked for:
+    a shipped model's own model for aliased input where it has one and the picture looks aliased;
+    else `model` itself (files and loaded networks are never swapped)."""
     spec = PRETRAINED.get(model) if isinstance(model, str) else None
     if spec is None or spec.aliased is None:
         return model
