@@ -55,7 +55,7 @@ def test_a_large_picture_is_read_from_a_bounded_number_of_tiles(monkeypatch):
     assert all(s[-2:] == (aliasing.TILE, aliasing.TILE) for s in seen)
 
 
-@pytest.mark.parametrize("name", ["photo-x2", "photo-x4"])
+@pytest.mark.parametrize("name", ["photo-x2", "photo-x3", "photo-x4"])
 def test_shipped_upscalers_send_every_nth_pixel_input_to_their_aliased_model(name):
     step = PRETRAINED[name].scale
     hr = sample()
@@ -68,7 +68,7 @@ def test_shipped_upscalers_send_every_nth_pixel_input_to_their_aliased_model(nam
 def test_files_networks_and_models_without_an_aliased_model_are_never_swapped():
     every_2nd = sample()[::2, ::2].astype(np.float32) / 255
     assert looks_aliased(every_2nd)
-    for model in ("x2", "photo-x3", PRETRAINED["photo-x2"].path, None):
+    for model in ("x2", "x3", PRETRAINED["photo-x2"].path, None):
         assert for_input(model, every_2nd) == model
 
 

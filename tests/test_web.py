@@ -4,10 +4,12 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import Server, smooth_image
+from srnl.models.registry import for_input
 
 httpx = pytest.importorskip("httpx")
 
@@ -70,7 +72,9 @@ def test_a_size_request_says_how_it_was_met(server):
     assert answer.status_code == 200
     assert Image.open(io.BytesIO(answer.content)).size == (120, 100)
     assert answer.headers["x-srnl-note"] == "Lanczos to 120x100"
-    assert answer.headers["x-srnl-model"] == "photo-x3"
+    # The model that ran on this picture: photo-x3, or its model for aliased input.
+    picture = np.asarray(Image.open(io.BytesIO(png_bytes())))
+    assert answer.headers["x-srnl-model"] == for_input("photo-x3", picture)
     answer = post(server, "upscale", png_bytes(), ext="webp")
     assert answer.headers["content-type"] == "image/webp"
     assert 'filename="photo_x2.webp"' in answer.headers["content-disposition"]
